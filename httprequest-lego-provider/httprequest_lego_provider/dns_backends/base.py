@@ -1,0 +1,68 @@
+"""The interface every DNS backend implements, and the errors it may raise."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+
+class DnsBackendError(Exception):
+    """A backend could not apply a change; ``public_message`` is safe to show to the client.
+
+    The HTTP layer answers ``status_code`` with ``public_message``; details stay in the logs.
+    """
+
+    status_code = 502
+    default_message = "the DNS backend failed to apply the change"
+
+    def __init__(self, public_message: str | None = None) -> None:
+        self.public_message = public_message or self.default_message
+        super().__init__(self.public_message)
+
+
+class DnsBackendUnavailableError(DnsBackendError):
+    """The backend is temporarily unreachable (remote down, timeout): retrying may succeed."""
+
+    status_code = 503
+    default_message = "the DNS backend is unavailable, try again later"
+
+
+class ZoneNotFoundError(DnsBackendError):
+    """No zone managed by this backend contains the name."""
+
+    status_code = 502
+
+    def __init__(self, fqdn: str) -> None:
+        super().__init__(f"no zone found for {fqdn}: is this site configured for DNS?")
+
+
+class BackendConfigError(Exception):
+    """The backend's configuration is invalid; raised at start-up, naming the variable."""
+
+
+@runtime_checkable
+class DnsBackend(Protocol):
+    """Publish and withdraw ACME challenge TXT values.
+
+    Contract (checked for every backend by ``tests/dns_backends/test_contract.py``):
+
+    - ``fqdn`` is absolute, lower case, without the trailing dot, and already validated as a
+      hostname (``_acme-challenge.www.example.com``); ``value`` is already validated (43
+      characters of unpadded base64url).
+    - ``present`` adds the value beside any other values at that name; presenting a value that
+      is already there is a no-op.
+    - ``cleanup`` removes exactly that value and leaves the others; removing a value that is
+      absent is a no-op.
+    - Both return only once the change is durable where resolvers will read it (for git: the
+      commit containing it has been pushed). Safe to call from many threads at once.
+    - The zone is the longest suffix of ``fqdn`` that the backend manages; none is
+      :class:`ZoneNotFoundError`.
+    """
+
+    def present(self, fqdn: str, value: str) -> None:
+        """Add the TXT ``value`` at ``fqdn``."""
+
+    def cleanup(self, fqdn: str, value: str) -> None:
+        """Remove the TXT ``value`` at ``fqdn``."""
+
+    def values(self, fqdn: str) -> set[str]:
+        """Return the TXT values currently published at ``fqdn`` (for tests and diagnostics)."""

@@ -1,0 +1,1 @@
+"""Django project of the httprequest lego provider."""

@@ -1,0 +1,22 @@
+"""Test settings: the real PostgreSQL (TEST_POSTGRESQL_URL), an in-memory DNS backend."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789")
+os.environ.setdefault("DJANGO_DNS_BACKEND", "memory")
+os.environ.setdefault("DJANGO_MEMORY_ZONES", "example.com,sub.example.com,example.co.uk")
+os.environ.setdefault(
+    "POSTGRESQL_DB_CONNECT_STRING",
+    os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+)
+
+from httprequest_lego_provider.settings import *  # noqa: E402, F403
+
+# Tests create many users; the production hasher would dominate the suite's run time.
+PASSWORD_HASHERS = [  # noqa: F405
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "api.hashers.GeneratedTokenHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
