@@ -12,10 +12,10 @@ os.environ.setdefault(
     os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
 )
 
-from httprequest_lego_provider.settings import *  # noqa: E402, F403
+from httprequest_lego_provider.settings import *  # noqa: F403
 
 # Tests create many users; the production hasher would dominate the suite's run time.
-PASSWORD_HASHERS = [  # noqa: F405
+PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.MD5PasswordHasher",
     "api.hashers.GeneratedTokenHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",

@@ -75,9 +75,7 @@ class ProviderEnvironment:
             )
         database_url = environ.get("POSTGRESQL_DB_CONNECT_STRING") or None
         if database_url and not database_url.startswith(("postgresql://", "postgres://")):
-            raise ImproperlyConfigured(
-                "POSTGRESQL_DB_CONNECT_STRING must be a postgresql:// URL"
-            )
+            raise ImproperlyConfigured("POSTGRESQL_DB_CONNECT_STRING must be a postgresql:// URL")
         default_hosts = ["127.0.0.1", "localhost", "[::1]"] if debug else []
         return cls(
             secret_key=secret_key,

@@ -7,8 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 import dj_database_url
+import django_stubs_ext
 
 from httprequest_lego_provider.environment import ProviderEnvironment
+
+# Lets admin.ModelAdmin[Model] and friends be subscripted at run time, as the stubs type them.
+django_stubs_ext.monkeypatch()
 
 ENV = ProviderEnvironment.from_env(os.environ)
 
@@ -59,7 +63,9 @@ TEMPLATES = [
 
 if ENV.database_url:
     DATABASES: dict[str, Any] = {
-        "default": dj_database_url.parse(ENV.database_url, conn_max_age=600, conn_health_checks=True)
+        "default": dj_database_url.parse(
+            ENV.database_url, conn_max_age=600, conn_health_checks=True
+        )
     }
 else:
     ENV.data_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +118,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "api.parsers.LimitedJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],

@@ -9,3 +9,9 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "httprequest_lego_provider.settings")
 
 application = get_wsgi_application()
+
+# Build the DNS backend when the worker starts, so a bad configuration stops the start with its
+# message instead of failing the first request.
+from api.backend import get_backend  # noqa: E402
+
+get_backend()

@@ -12,7 +12,6 @@ import hashlib
 import threading
 
 import pytest
-
 from dns_backends import DnsBackend, ZoneNotFoundError
 
 CONTRACT_ZONES = ("example.com", "sub.example.com", "example.co.uk")

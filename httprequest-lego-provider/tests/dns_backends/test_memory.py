@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-
 from dns_backends.memory import MemoryBackend, from_env
+
 from tests.dns_backends.contract import CONTRACT_ZONES, DnsBackendContract
 
 

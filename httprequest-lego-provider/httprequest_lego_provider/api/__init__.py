@@ -1,0 +1,1 @@
+"""The httpreq endpoints, their permissions and the admin API."""

@@ -1,0 +1,1 @@
+"""Management commands run by operators and the charm's actions."""
