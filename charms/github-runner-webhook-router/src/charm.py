@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Charm of the GitHub runner webhook router: a Flask app that queues workflow jobs in MongoDB."""
+
+from __future__ import annotations
+
+import logging
+
+import ops
+from redelivery import RedeliveryError, build_request, redeliver
+from router_config import RouterConfig
+from twelve_factor import FLASK, DatabaseSpec, TwelveFactorCharm
+
+logger = logging.getLogger(__name__)
+
+
+class GithubRunnerWebhookRouterCharm(TwelveFactorCharm[RouterConfig]):
+    """The 12-factor Flask charm plus the webhook redelivery action."""
+
+    layout = FLASK
+    database_spec = DatabaseSpec(relation="mongodb", kind="mongodb")
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        self.framework.observe(
+            self.on.redeliver_failed_webhooks_action, self._on_redeliver_failed_webhooks_action
+        )
+
+    def _on_redeliver_failed_webhooks_action(self, event: ops.ActionEvent) -> None:
+        try:
+            request = build_request(event.params, self.model)
+            count = redeliver(self.unit.get_container(self.layout.container), request)
+        except RedeliveryError as exc:
+            event.fail(str(exc))
+            return
+        event.set_results({"redelivered": count})
+
+    def _read_config(self) -> RouterConfig:
+        return RouterConfig.from_charm_config(self.config)
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(GithubRunnerWebhookRouterCharm)

@@ -1,0 +1,99 @@
+"""The router charm's configuration, read once into a frozen dataclass and validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+from twelve_factor import InvalidConfigError, WebserverConfig
+from twelve_factor.config import Config, log_level_option, string_option, webserver_options
+from twelve_factor.environment import config_environment
+from twelve_factor.workload import FLASK
+
+DEFAULT_SELF_HOSTED_LABELS = "self-hosted,linux"
+
+
+def parse_flavours(text: str) -> tuple[str, ...]:
+    """Check the routing table and return its flavour names, in order.
+
+    The table is a YAML list of single-key maps ``- <flavour>: [label, ...]``; the service reads
+    the same text, so it is passed on unchanged once it is known to be valid.
+
+    Args:
+        text: the ``flavours`` option.
+
+    Returns:
+        The flavour names.
+
+    Raises:
+        InvalidConfigError: the table is malformed.
+    """
+    try:
+        table = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidConfigError("flavours is not valid YAML") from exc
+    if not isinstance(table, list) or not table:
+        raise InvalidConfigError("flavours must be a non-empty YAML list of '- flavour: [labels]'")
+    names: list[str] = []
+    for item in table:
+        if not isinstance(item, dict) or len(item) != 1:
+            raise InvalidConfigError("each flavours item must be a map with one flavour")
+        ((name, labels),) = item.items()
+        if not isinstance(name, str) or not name:
+            raise InvalidConfigError("flavour names must be non-empty strings")
+        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
+            raise InvalidConfigError(f"the labels of flavour {name} must be a list of strings")
+        if name in names:
+            raise InvalidConfigError(f"flavour {name} is listed twice")
+        names.append(name)
+    return tuple(names)
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """Validated configuration of the webhook router."""
+
+    flavours: str
+    default_flavour: str
+    default_self_hosted_labels: str
+    log_level: str
+    webhook_secret: str | None
+    webserver: WebserverConfig
+    allowed_hosts: tuple[str, ...] = ()
+
+    @classmethod
+    def from_charm_config(cls, config: Config) -> RouterConfig:
+        """Read and validate the options.
+
+        Raises:
+            InvalidConfigError: an option is missing or invalid.
+        """
+        flavours = string_option(config, "flavours")
+        if flavours is None:
+            raise InvalidConfigError("set the flavours option (the label routing table)")
+        names = parse_flavours(flavours)
+        default_flavour = string_option(config, "default-flavour") or names[0]
+        if default_flavour not in names:
+            raise InvalidConfigError(f"default-flavour {default_flavour} is not in flavours")
+        labels = string_option(config, "default-self-hosted-labels")
+        return cls(
+            flavours=flavours,
+            default_flavour=default_flavour,
+            default_self_hosted_labels=labels if labels is not None else "",
+            log_level=log_level_option(config),
+            webhook_secret=string_option(config, "webhook-secret"),
+            webserver=webserver_options(config),
+        )
+
+    def environment(self) -> dict[str, str]:
+        """``FLASK_<OPTION>`` variables; an unset webhook secret is left out."""
+        return config_environment(
+            FLASK.prefix,
+            {
+                "flavours": self.flavours,
+                "default-flavour": self.default_flavour,
+                "default-self-hosted-labels": self.default_self_hosted_labels,
+                "log-level": self.log_level,
+                "webhook-secret": self.webhook_secret,
+            },
+        )

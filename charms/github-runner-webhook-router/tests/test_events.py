@@ -1,0 +1,473 @@
+"""One test (or more) per Juju event the router charm handles (seed 003, events 1-12)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from ops import pebble, testing
+from twelve_factor.database import DatabaseCreatedEvent, DatabaseEndpointsChangedEvent
+from twelve_factor.ingress import IngressReadyEvent, IngressRevokedEvent
+
+from tests.states import (
+    CONTAINER,
+    FLAVOURS,
+    SECRET_KEY,
+    SERVICE,
+    THREE_HOST_URI,
+    container,
+    mongodb_relation,
+    mongodb_secret,
+    peer_relation,
+    ready_state,
+    service_environment,
+    with_peer,
+    with_relation,
+)
+
+
+def test_pebble_ready_starts_gunicorn_with_the_full_environment(ctx):
+    """Arrange: everything ready. Act: pebble-ready. Assert: plan, env, running, active."""
+    state = ready_state()
+
+    out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+    service = out.get_container(CONTAINER).plan.services[SERVICE]
+    assert service.command == (
+        "/bin/python3 -m gunicorn -c /flask/gunicorn.conf.py app:app --bind 0.0.0.0:8000"
+        " --workers 2 --timeout 30"
+    )
+    assert service.user == "_daemon_"
+    assert service.working_dir == "/flask/app"
+    env = service_environment(out)
+    assert env["FLASK_FLAVOURS"] == FLAVOURS.strip()
+    assert env["FLASK_DEFAULT_FLAVOUR"] == "small"
+    assert env["FLASK_DEFAULT_SELF_HOSTED_LABELS"] == "self-hosted,linux"
+    assert env["FLASK_LOG_LEVEL"] == "INFO"
+    assert env["FLASK_SECRET_KEY"] == SECRET_KEY
+    assert env["FLASK_BASE_URL"] == "http://github-runner-webhook-router.ci:8000"
+    assert "FLASK_WEBHOOK_SECRET" not in env
+    assert out.get_container(CONTAINER).service_statuses[SERVICE] == pebble.ServiceStatus.ACTIVE
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_three_host_mongodb_uri_reaches_the_workload_intact(ctx):
+    state = ready_state()
+
+    out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+    env = service_environment(out)
+    assert env["MONGODB_DB_CONNECT_STRING"] == THREE_HOST_URI
+    assert env["MONGODB_DB_HOSTS"] == "127.0.0.1:27017,127.0.0.2:27017,127.0.0.3:27017"
+    assert env["MONGODB_DB_HOSTNAME"] == "127.0.0.1"
+    assert env["MONGODB_DB_PORT"] == "27017"
+    assert env["MONGODB_DB_USERNAME"] == "router"
+    assert env["MONGODB_DB_PASSWORD"] == "pass/word"
+    assert env["MONGODB_DB_NAME"] == "github_runner_webhook_router"
+
+
+def test_pebble_ready_republishes_ingress_address_of_the_restarted_pod(ctx):
+    """A restarted pod has a new IP; the ingress must learn it without operator action."""
+    ingress = testing.Relation(
+        "ingress", remote_app_data={"ingress": json.dumps({"url": "http://x"})}
+    )
+    state = dataclasses.replace(
+        with_relation(ready_state(), ingress),
+        networks=frozenset(
+            {
+                testing.Network(
+                    "ingress",
+                    [testing.BindAddress([testing.Address("10.1.1.9")])],
+                    ingress_addresses=["10.1.1.9"],
+                )
+            }
+        ),
+    )
+
+    out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+    unit_data = out.get_relation(ingress.id).local_unit_data
+    assert json.loads(unit_data["ip"]) == "10.1.1.9"
+    assert json.loads(unit_data["host"]) == (
+        "github-runner-webhook-router-0.github-runner-webhook-router-endpoints.ci"
+        ".svc.cluster.local"
+    )
+    app_data = out.get_relation(ingress.id).local_app_data
+    assert {key: json.loads(value) for key, value in app_data.items()} == {
+        "model": "ci",
+        "name": "github-runner-webhook-router",
+        "port": 8000,
+        "strip-prefix": True,
+        "scheme": "http",
+    }
+
+
+def test_upgrade_charm_republishes_ingress_data(ctx):
+    ingress = testing.Relation("ingress", local_unit_data={"ip": json.dumps("10.0.0.1")})
+    state = with_relation(ready_state(), ingress)
+
+    out = ctx.run(ctx.on.upgrade_charm(), state)
+
+    assert json.loads(out.get_relation(ingress.id).local_unit_data["ip"]) == "192.0.2.0"
+
+
+def test_config_changed_passes_options_as_flask_variables(ctx):
+    state = ready_state(
+        config={
+            "flavours": FLAVOURS,
+            "default-flavour": "large",
+            "default-self-hosted-labels": "self-hosted",
+            "log-level": "debug",
+            "webhook-secret": "hook-secret",
+            "webserver-workers": 4,
+        }
+    )
+
+    out = ctx.run(ctx.on.config_changed(), state)
+
+    env = service_environment(out)
+    assert env["FLASK_DEFAULT_FLAVOUR"] == "large"
+    assert env["FLASK_DEFAULT_SELF_HOSTED_LABELS"] == "self-hosted"
+    assert env["FLASK_LOG_LEVEL"] == "DEBUG"
+    assert env["FLASK_WEBHOOK_SECRET"] == "hook-secret"
+    assert "--workers 4" in out.get_container(CONTAINER).plan.services[SERVICE].command
+
+
+def test_config_changed_while_container_unreachable_waits_without_crashing(ctx):
+    state = ready_state(containers={container(can_connect=False)})
+
+    out = ctx.run(ctx.on.config_changed(), state)
+
+    assert out.unit_status == testing.WaitingStatus("waiting for the flask-app container")
+    assert out.get_container(CONTAINER).plan.services == {}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({}, "set the flavours option (the label routing table)"),
+        ({"flavours": "[unclosed"}, "flavours is not valid YAML"),
+        ({"flavours": "small: [x64]"}, "flavours must be a non-empty YAML list"),
+        ({"flavours": "- small: [x64]\n  large: [x]"}, "each flavours item must be a map"),
+        ({"flavours": "- small: x64"}, "the labels of flavour small must be a list of strings"),
+        ({"flavours": "- small: []\n- small: [x]"}, "flavour small is listed twice"),
+        ({"flavours": "- 1: [x]"}, "flavour names must be non-empty strings"),
+        ({"flavours": FLAVOURS, "default-flavour": "huge"}, "default-flavour huge is not in"),
+        ({"flavours": FLAVOURS, "log-level": "chatty"}, "log-level must be one of"),
+        ({"flavours": FLAVOURS, "webserver-timeout": 0}, "webserver-timeout must be a positive"),
+    ],
+)
+def test_invalid_config_blocks_with_the_reason(ctx, config, message):
+    out = ctx.run(ctx.on.config_changed(), ready_state(config=config))
+
+    assert out.unit_status.name == "blocked"
+    assert out.unit_status.message.startswith(message)
+    assert out.get_container(CONTAINER).plan.services == {}
+
+
+def test_secret_storage_relation_created_generates_the_key_once(ctx):
+    peer = peer_relation(secret_key=None)
+    state = with_peer(ready_state(), peer)
+
+    out = ctx.run(ctx.on.relation_created(peer), state)
+
+    key = out.get_relation(peer.id).local_app_data["secret-key"]
+    assert len(key) >= 50
+    assert service_environment(out)["FLASK_SECRET_KEY"] == key
+    again = ctx.run(ctx.on.relation_created(out.get_relation(peer.id)), out)
+    assert again.get_relation(peer.id).local_app_data["secret-key"] == key
+
+
+def test_secret_storage_relation_changed_gives_a_follower_the_leaders_key(ctx):
+    peer = peer_relation(secret_key="key-from-leader")
+    state = with_peer(ready_state(leader=False), peer)
+
+    out = ctx.run(ctx.on.relation_changed(peer, remote_unit=1), state)
+
+    assert service_environment(out)["FLASK_SECRET_KEY"] == "key-from-leader"
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_follower_waits_for_the_leader_to_set_the_key(ctx):
+    peer = peer_relation(secret_key=None)
+    state = with_peer(ready_state(leader=False), peer)
+
+    out = ctx.run(ctx.on.relation_changed(peer, remote_unit=1), state)
+
+    assert out.unit_status == testing.WaitingStatus("waiting for the leader to set the secret key")
+    assert "secret-key" not in out.get_relation(peer.id).local_app_data
+    assert out.get_container(CONTAINER).plan.services == {}
+
+
+def test_follower_does_not_write_application_databags(ctx):
+    base = ready_state(leader=False)
+    db = next(r for r in base.relations if r.endpoint == "mongodb")
+
+    out = ctx.run(ctx.on.relation_created(db), base)
+
+    assert out.get_relation(db.id).local_app_data == {}
+
+
+def test_secret_storage_relation_departed_keeps_the_workload_running(ctx):
+    state = ready_state()
+    peer = next(r for r in state.relations if r.endpoint == "secret-storage")
+
+    out = ctx.run(ctx.on.relation_departed(peer, remote_unit=1), state)
+
+    assert service_environment(out)["FLASK_SECRET_KEY"] == SECRET_KEY
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_missing_peer_relation_waits(ctx):
+    base = ready_state()
+    state = dataclasses.replace(
+        base, relations=frozenset(r for r in base.relations if r.endpoint != "secret-storage")
+    )
+
+    out = ctx.run(ctx.on.update_status(), state)
+
+    assert out.unit_status == testing.WaitingStatus("waiting for the secret-storage peer relation")
+
+
+def test_update_status_does_not_restart_an_unchanged_service(ctx):
+    state = ready_state()
+    started = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+    out = ctx.run(ctx.on.update_status(), started)
+
+    assert out.unit_status == testing.ActiveStatus()
+    assert service_environment(out) == service_environment(started)
+
+
+def test_secret_changed_brings_the_rotated_database_password(ctx):
+    secret = dataclasses.replace(
+        mongodb_secret(),
+        latest_content={
+            "username": "router",
+            "password": "rotated",
+            "uris": "mongodb://router:rotated@127.0.0.1:27017/db",
+        },
+    )
+    state = ready_state(relations={mongodb_relation(secret), peer_relation()}, secrets={secret})
+
+    out = ctx.run(ctx.on.secret_changed(secret), state)
+
+    env = service_environment(out)
+    assert env["MONGODB_DB_PASSWORD"] == "rotated"
+    assert env["MONGODB_DB_CONNECT_STRING"] == "mongodb://router:rotated@127.0.0.1:27017/db"
+
+
+def test_relation_created_requests_the_database_as_leader(ctx):
+    db = testing.Relation("mongodb")
+    state = ready_state(relations={db, peer_relation()}, secrets=set())
+
+    out = ctx.run(ctx.on.relation_created(db), state)
+
+    assert out.get_relation(db.id).local_app_data == {
+        "database": "github_runner_webhook_router",
+        "requested-secrets": json.dumps(["username", "password", "tls", "tls-ca", "uris"]),
+    }
+    assert out.unit_status == testing.WaitingStatus("waiting for the mongodb database")
+
+
+def test_database_created_through_a_juju_secret(ctx):
+    """Credentials appearing on relation-changed emit database_created and start the app."""
+    secret = mongodb_secret()
+    db = mongodb_relation(secret)
+    state = ready_state(relations={db, peer_relation()}, secrets={secret})
+
+    out = ctx.run(ctx.on.relation_changed(db), state)
+
+    assert any(isinstance(e, DatabaseCreatedEvent) for e in ctx.emitted_events)
+    assert service_environment(out)["MONGODB_DB_CONNECT_STRING"] == THREE_HOST_URI
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_database_created_through_plain_fields(ctx):
+    db = mongodb_relation(extra={"username": "router", "password": "plain", "uris": ""})
+    state = ready_state(relations={db, peer_relation()}, secrets=set())
+
+    out = ctx.run(ctx.on.relation_changed(db), state)
+
+    assert any(isinstance(e, DatabaseCreatedEvent) for e in ctx.emitted_events)
+    assert service_environment(out)["MONGODB_DB_CONNECT_STRING"] == (
+        "mongodb://router:plain@127.0.0.1:27017,127.0.0.2:27017,127.0.0.3:27017/"
+        "github_runner_webhook_router?replicaSet=mongodb&authSource=admin"
+    )
+
+
+def test_database_secret_not_granted_yet_waits(ctx):
+    db = mongodb_relation(extra={"secret-user": "secret:unknown"})
+    state = ready_state(relations={db, peer_relation()}, secrets=set())
+
+    out = ctx.run(ctx.on.relation_changed(db), state)
+
+    assert out.unit_status == testing.WaitingStatus("waiting for the mongodb database")
+
+
+def test_endpoints_changed_reconfigures_the_workload(ctx):
+    secret = mongodb_secret()
+    db = mongodb_relation(secret)
+    state = ready_state(relations={db, peer_relation()}, secrets={secret})
+    first = ctx.run(ctx.on.relation_changed(db), state)
+    moved = dataclasses.replace(
+        first.get_relation(db.id),
+        remote_app_data={**db.remote_app_data, "endpoints": "127.0.0.4:27017"},
+    )
+    new_uri = "mongodb://router:pass%2Fword@127.0.0.4:27017/github_runner_webhook_router"
+    content = {**secret.tracked_content, "uris": new_uri}
+    rotated = dataclasses.replace(secret, tracked_content=content, latest_content=content)
+    state = dataclasses.replace(
+        first,
+        relations=(first.relations - {first.get_relation(db.id)}) | {moved},
+        secrets={rotated},
+    )
+
+    out = ctx.run(ctx.on.relation_changed(moved), state)
+
+    assert any(isinstance(e, DatabaseEndpointsChangedEvent) for e in ctx.emitted_events)
+    assert service_environment(out)["MONGODB_DB_HOSTNAME"] == "127.0.0.4"
+
+
+def test_database_relation_broken_blocks_and_stops_the_service(ctx):
+    state = ready_state()
+    started = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+    db = next(r for r in started.relations if r.endpoint == "mongodb")
+
+    out = ctx.run(ctx.on.relation_broken(db), started)
+
+    assert out.unit_status == testing.BlockedStatus("missing required integration: mongodb")
+    statuses = out.get_container(CONTAINER).service_statuses
+    assert statuses[SERVICE] == pebble.ServiceStatus.INACTIVE
+
+
+def test_without_mongodb_the_unit_is_blocked(ctx):
+    state = ready_state(relations={peer_relation()}, secrets=set())
+
+    out = ctx.run(ctx.on.update_status(), state)
+
+    assert out.unit_status == testing.BlockedStatus("missing required integration: mongodb")
+
+
+def test_ingress_ready_sets_the_base_url(ctx):
+    ingress = testing.Relation(
+        "ingress",
+        remote_app_data={"ingress": json.dumps({"url": "https://ci.example/ci-router"})},
+    )
+    state = with_relation(ready_state(), ingress)
+
+    out = ctx.run(ctx.on.relation_changed(ingress, remote_unit=0), state)
+
+    assert any(isinstance(e, IngressReadyEvent) for e in ctx.emitted_events)
+    assert service_environment(out)["FLASK_BASE_URL"] == "https://ci.example/ci-router"
+
+
+def test_ingress_revoked_falls_back_to_the_in_cluster_url(ctx):
+    ingress = testing.Relation(
+        "ingress",
+        remote_app_data={"ingress": json.dumps({"url": "https://ci.example/ci-router"})},
+    )
+    state = with_relation(ready_state(), ingress)
+    ready = ctx.run(ctx.on.relation_changed(ingress, remote_unit=0), state)
+
+    out = ctx.run(ctx.on.relation_broken(ready.get_relation(ingress.id)), ready)
+
+    assert any(isinstance(e, IngressRevokedEvent) for e in ctx.emitted_events)
+    assert service_environment(out)["FLASK_BASE_URL"] == (
+        "http://github-runner-webhook-router.ci:8000"
+    )
+
+
+def test_ingress_url_withdrawn_is_revoked(ctx):
+    ingress = testing.Relation(
+        "ingress", remote_app_data={"ingress": json.dumps({"url": "https://x/y"})}
+    )
+    state = with_relation(ready_state(), ingress)
+    ready = ctx.run(ctx.on.relation_changed(ingress, remote_unit=0), state)
+    emptied = dataclasses.replace(ready.get_relation(ingress.id), remote_app_data={})
+    state = dataclasses.replace(
+        ready, relations=(ready.relations - {ready.get_relation(ingress.id)}) | {emptied}
+    )
+
+    out = ctx.run(ctx.on.relation_changed(emptied), state)
+
+    assert any(isinstance(e, IngressRevokedEvent) for e in ctx.emitted_events)
+    assert service_environment(out)["FLASK_BASE_URL"].startswith("http://github-runner")
+
+
+@pytest.mark.parametrize("raw", ["not json", json.dumps(["a"]), json.dumps({"url": ""})])
+def test_malformed_ingress_data_is_ignored(ctx, raw):
+    ingress = testing.Relation("ingress", remote_app_data={"ingress": raw})
+    state = with_relation(ready_state(), ingress)
+    started = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+    out = ctx.run(
+        ctx.on.relation_changed(started.get_relation(ingress.id), remote_unit=0), started
+    )
+
+    assert not any(isinstance(e, IngressReadyEvent) for e in ctx.emitted_events)
+    assert service_environment(out)["FLASK_BASE_URL"].startswith("http://github-runner")
+
+
+def test_metrics_endpoint_publishes_the_scrape_job(ctx):
+    metrics = testing.Relation("metrics-endpoint")
+    state = with_relation(ready_state(), metrics)
+
+    out = ctx.run(ctx.on.relation_joined(metrics, remote_unit=0), state)
+
+    relation = out.get_relation(metrics.id)
+    assert json.loads(relation.local_app_data["scrape_jobs"]) == [
+        {"metrics_path": "/metrics", "static_configs": [{"targets": ["*:9102"]}]}
+    ]
+    metadata = json.loads(relation.local_app_data["scrape_metadata"])
+    assert metadata["application"] == "github-runner-webhook-router"
+    assert metadata["charm_name"] == "github-runner-webhook-router"
+    assert metadata["model"] == "ci"
+    assert relation.local_unit_data["prometheus_scrape_unit_name"] == (
+        "github-runner-webhook-router/0"
+    )
+    assert relation.local_unit_data["prometheus_scrape_unit_address"] == "192.0.2.0"
+
+
+def test_leader_elected_takes_over_the_requests(ctx):
+    db = testing.Relation("mongodb")
+    state = ready_state(relations={db, peer_relation()}, secrets=set())
+
+    out = ctx.run(ctx.on.leader_elected(), state)
+
+    assert out.get_relation(db.id).local_app_data["database"] == "github_runner_webhook_router"
+
+
+def test_flask_migrate_script_runs_before_start(ctx, tmp_path):
+    script = tmp_path / "migrate.sh"
+    script.write_text("#!/bin/sh\n")
+    workload = container(
+        mounts={"migrate": testing.Mount(location="/flask/app/migrate.sh", source=script)},
+        execs={testing.Exec(["bash", "migrate.sh"])},
+    )
+    state = ready_state(containers={workload})
+
+    out = ctx.run(ctx.on.pebble_ready(workload), state)
+
+    [migration] = ctx.exec_history[CONTAINER]
+    assert migration.working_dir == "/flask/app"
+    assert migration.environment["MONGODB_DB_CONNECT_STRING"] == THREE_HOST_URI
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_failed_migration_blocks_and_does_not_start(ctx, tmp_path):
+    script = tmp_path / "migrate.py"
+    script.write_text("")
+    workload = container(
+        mounts={"migrate": testing.Mount(location="/flask/app/migrate.py", source=script)},
+        execs={testing.Exec(["/bin/python3", "migrate.py"], return_code=1, stderr="boom")},
+    )
+    state = ready_state(containers={workload})
+
+    out = ctx.run(ctx.on.pebble_ready(workload), state)
+
+    assert out.unit_status == testing.BlockedStatus(
+        "database migration failed; see juju debug-log"
+    )
+    assert out.get_container(CONTAINER).plan.services == {}

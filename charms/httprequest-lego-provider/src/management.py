@@ -1,0 +1,115 @@
+"""The user and permission actions: each runs one Django management command in the workload."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import ops
+from twelve_factor.workload import PYTHON, SERVICE_USER
+
+APP_DIR = "/django/app"
+COMMAND_TIMEOUT = 300.0
+
+
+class ManagementError(Exception):
+    """The action failed; the message is what the operator sees."""
+
+
+def _name(params: Mapping[str, Any], key: str, *, allow_all: bool = False) -> str:
+    """A required name parameter; refused if it could be read as an option (``-x``)."""
+    value = str(params.get(key) or "").strip()
+    if not value:
+        raise ManagementError(f"missing parameter {key}")
+    if value.startswith("-") or (value == "*" and not allow_all):
+        raise ManagementError(f"invalid {key}: {value!r}")
+    return value
+
+
+def _names(params: Mapping[str, Any], key: str) -> list[str]:
+    """A comma-separated list parameter (may be absent)."""
+    values = [item.strip() for item in str(params.get(key) or "").split(",") if item.strip()]
+    for value in values:
+        if value.startswith("-"):
+            raise ManagementError(f"invalid entry in {key}: {value!r}")
+    return values
+
+
+def create_user(params: Mapping[str, Any]) -> list[str]:
+    """``create_user <username> [<password>]`` (the command generates and prints a password)."""
+    command = ["create_user", _name(params, "username")]
+    password = str(params.get("password") or "")
+    if password:
+        # "--" keeps a password that starts with "-" from being read as an option.
+        command += ["--", password] if password.startswith("-") else [password]
+    return command
+
+
+def _grant(name: str, params: Mapping[str, Any]) -> list[str]:
+    domains = _names(params, "domains")
+    subdomains = _names(params, "subdomains")
+    if not domains and not subdomains:
+        raise ManagementError("give domains, subdomains or both (comma-separated)")
+    command = [name, _name(params, "username")]
+    if domains:
+        command += ["--domains", ",".join(domains)]
+    if subdomains:
+        command += ["--subdomains", ",".join(subdomains)]
+    return command
+
+
+def allow_domains(params: Mapping[str, Any]) -> list[str]:
+    """``allow_domains <username> [--domains a,b] [--subdomains c,d]``."""
+    return _grant("allow_domains", params)
+
+
+def revoke_domains(params: Mapping[str, Any]) -> list[str]:
+    """``revoke_domains <username> [--domains a,b] [--subdomains c,d]``."""
+    return _grant("revoke_domains", params)
+
+
+def list_domains(params: Mapping[str, Any]) -> list[str]:
+    """``list_domains <username|*>``."""
+    return ["list_domains", _name(params, "username", allow_all=True)]
+
+
+def create_superuser(params: Mapping[str, Any]) -> list[str]:
+    """``create_superuser <username> [--email E]`` (prints a generated password)."""
+    command = ["create_superuser", _name(params, "username")]
+    email = str(params.get("email") or "").strip()
+    if email:
+        command += ["--email", email]
+    return command
+
+
+def run(container: ops.Container, arguments: list[str], environment: Mapping[str, str]) -> str:
+    """Run ``manage.py <arguments>`` as the service runs, and return what it printed.
+
+    Args:
+        container: the workload container.
+        arguments: the management command and its arguments.
+        environment: the service's environment (database, secret key).
+
+    Returns:
+        The command's standard output.
+
+    Raises:
+        ManagementError: the command failed; the message carries its error output.
+    """
+    try:
+        process = container.exec(
+            [PYTHON, "manage.py", *arguments],
+            environment=dict(environment),
+            working_dir=APP_DIR,
+            user=SERVICE_USER,
+            timeout=COMMAND_TIMEOUT,
+        )
+        stdout, _ = process.wait_output()
+    except ops.pebble.ExecError as exc:
+        stderr = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode()
+        raise ManagementError(
+            f"{arguments[0]} failed (exit {exc.exit_code}): {stderr.strip() or '(no output)'}"
+        ) from exc
+    except (ops.pebble.ChangeError, ops.pebble.TimeoutError) as exc:
+        raise ManagementError(f"{arguments[0]} did not finish: {exc}") from exc
+    return stdout.strip()

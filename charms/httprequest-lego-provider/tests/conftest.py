@@ -1,0 +1,13 @@
+"""Fixtures shared by the provider charm tests."""
+
+from __future__ import annotations
+
+import pytest
+from charm import HttprequestLegoProviderCharm
+from ops import testing
+
+
+@pytest.fixture
+def ctx() -> testing.Context[HttprequestLegoProviderCharm]:
+    """A fresh context for the charm, metadata read from charmcraft.yaml."""
+    return testing.Context(HttprequestLegoProviderCharm)

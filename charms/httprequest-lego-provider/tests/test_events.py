@@ -1,0 +1,261 @@
+"""One test (or more) per Juju event the provider charm handles."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import stat
+
+import pytest
+from charm import HttprequestLegoProviderCharm
+from ops import pebble, testing
+
+from tests.states import (
+    CONFIG,
+    CONTAINER,
+    DB_PASSWORD,
+    DB_URI,
+    GIT_REPO,
+    KEYSCAN,
+    KNOWN_HOSTS,
+    MIGRATE,
+    SECRET_KEY,
+    SERVICE,
+    SSH_KEY,
+    container,
+    peer_relation,
+    postgresql_relation,
+    ready_state,
+    service_environment,
+    with_relation,
+)
+
+SSH_DIR = "/var/lib/httprequest-lego-provider/.ssh"
+
+
+def pushed(
+    ctx: testing.Context[HttprequestLegoProviderCharm], state: testing.State, path: str
+) -> tuple[str, int]:
+    """Content and permission bits of a file the charm pushed into the workload."""
+    file = state.get_container(CONTAINER).get_filesystem(ctx) / path.lstrip("/")
+    return file.read_text(), stat.S_IMODE(file.stat().st_mode)
+
+
+def test_pebble_ready_writes_ssh_files_migrates_then_starts(ctx):
+    """Arrange: all set. Act: pebble-ready. Assert: 0600 files, migration env, plan, active."""
+    state = ready_state()
+
+    out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+    assert pushed(ctx, out, f"{SSH_DIR}/id_git") == (SSH_KEY + "\n", 0o600)
+    assert pushed(ctx, out, f"{SSH_DIR}/known_hosts") == (KNOWN_HOSTS + "\n", 0o600)
+    ssh_dir = out.get_container(CONTAINER).get_filesystem(ctx) / SSH_DIR.lstrip("/")
+    assert stat.S_IMODE(ssh_dir.stat().st_mode) == 0o700
+    [migration] = ctx.exec_history[CONTAINER]
+    assert tuple(migration.command) == MIGRATE
+    assert migration.working_dir == "/django/app"
+    assert migration.user == "_daemon_"
+    assert migration.environment["POSTGRESQL_DB_CONNECT_STRING"] == DB_URI
+    service = out.get_container(CONTAINER).plan.services[SERVICE]
+    assert service.command == (
+        "/bin/python3 -m gunicorn -c /django/gunicorn.conf.py"
+        " httprequest_lego_provider.wsgi:application --bind 0.0.0.0:8000"
+        " --workers 2 --timeout 30"
+    )
+    assert service.user == "_daemon_"
+    assert service.working_dir == "/django/app"
+    assert service.environment == migration.environment
+    assert out.get_container(CONTAINER).service_statuses[SERVICE] == pebble.ServiceStatus.ACTIVE
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_workload_environment_points_at_the_files_not_the_key(ctx):
+    state = ready_state()
+
+    out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+    env = service_environment(out)
+    assert env["DJANGO_GIT_REPO"] == GIT_REPO
+    assert env["DJANGO_GIT_SSH_KEY_FILE"] == f"{SSH_DIR}/id_git"
+    assert env["DJANGO_GIT_KNOWN_HOSTS_FILE"] == f"{SSH_DIR}/known_hosts"
+    assert env["DJANGO_DNS_BACKEND"] == "git"
+    assert env["DJANGO_DATA_DIR"] == "/var/lib/httprequest-lego-provider/data"
+    assert env["DJANGO_SECRET_KEY"] == SECRET_KEY
+    assert env["DJANGO_LOG_LEVEL"] == "INFO"
+    assert env["DJANGO_BASE_URL"] == "http://httprequest-lego-provider.lego:8000"
+    assert json.loads(env["DJANGO_ALLOWED_HOSTS"]) == ["httprequest-lego-provider.lego"]
+    assert env["POSTGRESQL_DB_PASSWORD"] == DB_PASSWORD
+    assert env["POSTGRESQL_DB_HOSTNAME"] == "10.1.0.5"
+    assert not any(SSH_KEY in value for value in env.values())
+
+
+def test_without_known_hosts_the_charm_scans_the_repository_host(ctx):
+    scanned = "# git.example:2222 SSH-2.0\n[git.example]:2222 ssh-ed25519 AAAAscanned\n"
+    workload = container(
+        execs=frozenset(
+            {testing.Exec(MIGRATE), testing.Exec(KEYSCAN, stdout=scanned)},
+        )
+    )
+    config = {**CONFIG, "git-repo": "ssh://lego@git.example:2222/dns.git"}
+    del config["git-known-hosts"]
+    state = ready_state(config=config, containers={workload})
+
+    out = ctx.run(ctx.on.pebble_ready(workload), state)
+
+    scan = ctx.exec_history[CONTAINER][0]
+    assert scan.command == ["ssh-keyscan", "-T", "10", "-p", "2222", "git.example"]
+    assert pushed(ctx, out, f"{SSH_DIR}/known_hosts") == (
+        "[git.example]:2222 ssh-ed25519 AAAAscanned\n",
+        0o600,
+    )
+    assert out.unit_status == testing.ActiveStatus()
+
+
+@pytest.mark.parametrize(("return_code", "stdout"), [(1, ""), (0, "# only comments\n")])
+def test_failed_keyscan_blocks_and_does_not_start(ctx, return_code, stdout):
+    workload = container(
+        execs=frozenset({testing.Exec(KEYSCAN, return_code=return_code, stdout=stdout)})
+    )
+    config = {key: value for key, value in CONFIG.items() if key != "git-known-hosts"}
+    state = ready_state(config=config, containers={workload})
+
+    out = ctx.run(ctx.on.pebble_ready(workload), state)
+
+    assert out.unit_status.name == "blocked"
+    assert "git.example" in out.unit_status.message
+    assert "git-known-hosts" in out.unit_status.message
+    assert out.get_container(CONTAINER).plan.services == {}
+
+
+def test_config_changed_rewrites_the_key_and_restarts(ctx):
+    state = ready_state()
+    started = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+    new_key = SSH_KEY.replace("b3Bl", "bmV3")
+
+    out = ctx.run(
+        ctx.on.config_changed(),
+        dataclasses.replace(
+            started, config={**CONFIG, "git-ssh-key": new_key, "log-level": "warning"}
+        ),
+    )
+
+    assert pushed(ctx, out, f"{SSH_DIR}/id_git") == (new_key + "\n", 0o600)
+    assert service_environment(out)["DJANGO_LOG_LEVEL"] == "WARNING"
+    assert len(ctx.exec_history[CONTAINER]) == 2  # migrated again before the restart
+
+
+def test_update_status_keeps_files_and_does_not_migrate_again(ctx):
+    state = ready_state()
+    started = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+    out = ctx.run(ctx.on.update_status(), started)
+
+    assert len(ctx.exec_history[CONTAINER]) == 1
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_config_changed_while_container_unreachable_waits_without_crashing(ctx):
+    state = ready_state(containers={container(can_connect=False)})
+
+    out = ctx.run(ctx.on.config_changed(), state)
+
+    assert out.unit_status == testing.WaitingStatus("waiting for the django-app container")
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({}, "set the git-repo and git-ssh-key option(s)"),
+        ({"git-repo": GIT_REPO}, "set the git-ssh-key option(s)"),
+        ({"git-ssh-key": SSH_KEY}, "set the git-repo option(s)"),
+        ({"git-repo": GIT_REPO, "git-ssh-key": "hunter2"}, "git-ssh-key must be an SSH private"),
+        ({"git-repo": "https://git.example/dns.git", "git-ssh-key": SSH_KEY}, "git-repo must"),
+        ({"git-repo": "git.example:dns", "git-ssh-key": SSH_KEY}, "git-repo must look like"),
+        ({"git-repo": "ssh://git.example:port/x", "git-ssh-key": SSH_KEY}, "git-repo has an"),
+        ({**CONFIG, "log-level": "verbose"}, "log-level must be one of"),
+    ],
+)
+def test_missing_or_invalid_config_blocks_with_the_reason(ctx, config, message):
+    out = ctx.run(ctx.on.config_changed(), ready_state(config=config))
+
+    assert out.unit_status.name == "blocked"
+    assert out.unit_status.message.startswith(message)
+    assert out.get_container(CONTAINER).plan.services == {}
+
+
+def test_scp_like_repository_urls_are_accepted(ctx):
+    config = {**CONFIG, "git-repo": "lego@git.example:dns/zones.git"}
+
+    out = ctx.run(ctx.on.config_changed(), ready_state(config=config))
+
+    assert out.unit_status == testing.ActiveStatus()
+
+
+def test_allowed_hosts_merge_configured_hosts_with_the_ingress_host(ctx):
+    ingress = testing.Relation(
+        "ingress", remote_app_data={"ingress": json.dumps({"url": "https://lego.example/"})}
+    )
+    state = with_relation(
+        ready_state(config={**CONFIG, "allowed-hosts": "lego.internal, lego.example"}), ingress
+    )
+
+    out = ctx.run(ctx.on.relation_changed(ingress, remote_unit=0), state)
+
+    env = service_environment(out)
+    assert env["DJANGO_BASE_URL"] == "https://lego.example/"
+    assert json.loads(env["DJANGO_ALLOWED_HOSTS"]) == ["lego.example", "lego.internal"]
+
+
+def test_database_created_with_plain_fields_and_no_uris_builds_the_url(ctx):
+    db = postgresql_relation(extra={"username": "lego", "password": DB_PASSWORD})
+    state = ready_state(relations={db, peer_relation()}, secrets=set())
+
+    out = ctx.run(ctx.on.relation_changed(db, remote_unit=0), state)
+
+    assert service_environment(out)["POSTGRESQL_DB_CONNECT_STRING"] == DB_URI
+
+
+def test_postgresql_relation_created_requests_the_database(ctx):
+    db = testing.Relation("postgresql")
+    state = ready_state(relations={db, peer_relation()}, secrets=set())
+
+    out = ctx.run(ctx.on.relation_created(db), state)
+
+    assert out.get_relation(db.id).local_app_data["database"] == "httprequest_lego_provider"
+    assert out.unit_status == testing.WaitingStatus("waiting for the postgresql database")
+
+
+def test_postgresql_relation_broken_blocks_and_stops(ctx):
+    state = ready_state()
+    started = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+    db = next(r for r in started.relations if r.endpoint == "postgresql")
+
+    out = ctx.run(ctx.on.relation_broken(db), started)
+
+    assert out.unit_status == testing.BlockedStatus("missing required integration: postgresql")
+    statuses = out.get_container(CONTAINER).service_statuses
+    assert statuses[SERVICE] == pebble.ServiceStatus.INACTIVE
+
+
+def test_failed_migration_blocks_and_does_not_start(ctx):
+    workload = container(
+        execs=frozenset({testing.Exec(MIGRATE, return_code=1, stderr="relation missing")})
+    )
+    state = ready_state(containers={workload})
+
+    out = ctx.run(ctx.on.pebble_ready(workload), state)
+
+    assert out.unit_status == testing.BlockedStatus(
+        "database migration failed; see juju debug-log"
+    )
+    assert out.get_container(CONTAINER).plan.services == {}
+
+
+def test_a_follower_runs_with_the_leaders_key(ctx):
+    state = ready_state(leader=False)
+
+    out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+    assert service_environment(out)["DJANGO_SECRET_KEY"] == SECRET_KEY
+    db = next(r for r in out.relations if r.endpoint == "postgresql")
+    assert db.local_app_data == {}

@@ -1,0 +1,77 @@
+"""Reading the database provider's answer (data-interfaces protocol v0)."""
+
+from __future__ import annotations
+
+from twelve_factor.database import connection_from_databag
+
+
+def test_no_credentials_means_not_created():
+    assert connection_from_databag("postgresql", {"endpoints": "h:5432"}, None) is None
+
+
+def test_plain_credentials_with_uris():
+    databag = {
+        "endpoints": "10.0.0.1:5432",
+        "username": "u",
+        "password": "p",
+        "uris": "postgresql://u:p@10.0.0.1:5432/db",
+        "version": "16.4",
+    }
+
+    connection = connection_from_databag("postgresql", databag, None)
+
+    assert connection is not None
+    assert connection.uri == "postgresql://u:p@10.0.0.1:5432/db"
+    assert connection.version == "16.4"
+
+
+def test_secret_credentials_win_over_databag_fields():
+    databag = {"endpoints": "10.0.0.1:5432", "database": "db", "secret-user": "secret:x"}
+
+    connection = connection_from_databag(
+        "postgresql", databag, {"username": "u", "password": "p@ss"}
+    )
+
+    assert connection is not None
+    assert connection.uri == "postgresql://u:p%40ss@10.0.0.1:5432/db"
+
+
+def test_url_is_built_for_postgresql_revisions_without_uris():
+    databag = {"endpoints": "10.0.0.1:5432", "database": "db", "username": "u", "password": "p"}
+
+    connection = connection_from_databag("postgresql", databag, None)
+
+    assert connection is not None
+    assert connection.environment()["POSTGRESQL_DB_CONNECT_STRING"] == (
+        "postgresql://u:p@10.0.0.1:5432/db"
+    )
+
+
+def test_mongodb_url_without_uris_keeps_replica_set():
+    databag = {
+        "endpoints": "127.0.0.1:27017,127.0.0.2:27017",
+        "database": "db",
+        "replset": "rs0",
+        "username": "u",
+        "password": "p",
+    }
+
+    connection = connection_from_databag("mongodb", databag, None)
+
+    assert connection is not None
+    assert connection.uri == (
+        "mongodb://u:p@127.0.0.1:27017,127.0.0.2:27017/db?replicaSet=rs0&authSource=admin"
+    )
+
+
+def test_credentials_without_endpoints_or_uris_are_not_enough():
+    assert connection_from_databag("mongodb", {"username": "u", "password": "p"}, None) is None
+
+
+def test_unparsable_uri_still_reaches_the_workload():
+    databag = {"username": "u", "password": "p", "uris": "mongodb+weird"}
+
+    connection = connection_from_databag("mongodb", databag, None)
+
+    assert connection is not None
+    assert connection.environment() == {"MONGODB_DB_CONNECT_STRING": "mongodb+weird"}
