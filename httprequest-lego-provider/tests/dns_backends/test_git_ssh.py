@@ -1,0 +1,228 @@
+"""The git backend over SSH to a real local sshd, with strict host key checking."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dns_backends import BackendConfigError, DnsBackendError, DnsBackendUnavailableError
+from dns_backends.git import GitBackend, from_env
+
+from tests.dns_backends.contract import DnsBackendContract, token
+from tests.dns_backends.git_fixtures import (
+    SEED_ZONES,
+    commit_messages,
+    make_remote,
+    push_behind_the_back,
+    remote_file,
+)
+from tests.sshd import SshServer
+
+
+def unused_port() -> int:
+    """Return a local port that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def ssh_environ(sshd: SshServer, remote: Path, workdir: Path, **overrides: str) -> dict[str, str]:
+    environ = {
+        "DJANGO_GIT_REPO": sshd.url(remote),
+        "DJANGO_GIT_SSH_KEY": sshd.client_key,
+        "DJANGO_GIT_KNOWN_HOSTS": sshd.known_hosts,
+        "DJANGO_GIT_WORKDIR": str(workdir),
+    }
+    environ.update(overrides)
+    return environ
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    return make_remote(tmp_path / "zones.git")
+
+
+@pytest.fixture
+def backend(sshd: SshServer, remote: Path, tmp_path: Path) -> Iterator[GitBackend]:
+    backend = from_env(ssh_environ(sshd, remote, tmp_path / "work"))
+    yield backend
+    backend.close()
+
+
+class TestGitBackendOverSsh(DnsBackendContract):
+    """The shared contract, over ``git+ssh://root@127.0.0.1:<port>/<path>@main``."""
+
+
+def test_present_over_ssh_writes_the_reference_line_and_commit(
+    backend: GitBackend, remote: Path
+) -> None:
+    name = "_acme-challenge.www.example.com"
+    backend.present(name, token("a"))
+    assert remote_file(remote, "example.com.domain") == (
+        SEED_ZONES["example.com.domain"]
+        + f'_acme-challenge.www 600 IN TXT "{token("a")}"\n'.encode()
+    )
+    assert commit_messages(remote)[0] == f"Add {name} record"
+
+
+def test_a_push_behind_the_clones_back_is_fetched_and_the_change_re_applied(
+    backend: GitBackend, remote: Path, tmp_path: Path
+) -> None:
+    """A stale persistent clone has its push rejected, fetches, re-applies and pushes again.
+
+    Both the other writer's change and ours are kept, ours on top.
+    """
+    backend.present("_acme-challenge.a.example.com", token("a"))
+    push_behind_the_back(remote, tmp_path / "team", "example.com.domain", b"new IN A 192.0.2.7\n")
+    backend.present("_acme-challenge.b.example.com", token("b"))
+    zone = remote_file(remote, "example.com.domain")
+    assert b"new IN A 192.0.2.7\n" in zone
+    assert token("a").encode() in zone
+    assert token("b").encode() in zone
+    assert commit_messages(remote)[:3] == [
+        "Add _acme-challenge.b.example.com record",
+        "DNS team: add a record",
+        "Add _acme-challenge.a.example.com record",
+    ]
+
+
+def test_a_push_refused_by_a_hook_raises_and_publishes_nothing(
+    backend: GitBackend, remote: Path
+) -> None:
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'zone freeze in effect' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    with pytest.raises(DnsBackendError, match="refused the push") as raised:
+        backend.present("_acme-challenge.www.example.com", token("a"))
+    assert not isinstance(raised.value, DnsBackendUnavailableError)
+    assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
+    assert backend.values("_acme-challenge.www.example.com") == set()
+
+
+def test_a_host_key_that_does_not_match_known_hosts_is_refused(
+    sshd: SshServer, remote: Path, tmp_path: Path
+) -> None:
+    _, impostor_public = sshd.keygen("impostor")
+    backend = from_env(
+        ssh_environ(
+            sshd, remote, tmp_path / "work", DJANGO_GIT_KNOWN_HOSTS=sshd.host_line(impostor_public)
+        )
+    )
+    try:
+        with pytest.raises(DnsBackendError, match="host key is not in known_hosts"):
+            backend.present("_acme-challenge.www.example.com", token("a"))
+    finally:
+        backend.close()
+    assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
+
+
+def test_known_hosts_without_this_host_is_refused(
+    sshd: SshServer, remote: Path, tmp_path: Path
+) -> None:
+    other_host = sshd.known_hosts.replace("[127.0.0.1]", "[192.0.2.1]")
+    backend = from_env(
+        ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_KNOWN_HOSTS=other_host)
+    )
+    try:
+        with pytest.raises(DnsBackendError, match="host key"):
+            backend.values("_acme-challenge.www.example.com")
+    finally:
+        backend.close()
+
+
+def test_hashed_known_hosts_from_ssh_keyscan_are_accepted(
+    sshd: SshServer, remote: Path, tmp_path: Path
+) -> None:
+    """The charm obtains known_hosts with ``ssh-keyscan -H``; hashed names must work."""
+    scanned = subprocess.run(
+        ["ssh-keyscan", "-H", "-t", "ed25519", "-p", str(sshd.port), "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert scanned.startswith("|1|")
+    known_hosts_file = tmp_path / "known_hosts"
+    known_hosts_file.write_text(scanned)
+    environ = ssh_environ(sshd, remote, tmp_path / "work")
+    del environ["DJANGO_GIT_KNOWN_HOSTS"]
+    environ["DJANGO_GIT_KNOWN_HOSTS_FILE"] = str(known_hosts_file)
+    backend = from_env(environ)
+    try:
+        backend.present("_acme-challenge.www.example.com", token("a"))
+    finally:
+        backend.close()
+    assert token("a").encode() in remote_file(remote, "example.com.domain")
+
+
+def test_a_good_and_a_bad_known_hosts_in_one_process_do_not_mix(
+    sshd: SshServer, remote: Path, tmp_path: Path
+) -> None:
+    """libgit2's known_hosts location is process-wide; each backend must still use its own."""
+    _, impostor_public = sshd.keygen("impostor2")
+    good = from_env(ssh_environ(sshd, remote, tmp_path / "good"))
+    bad = from_env(
+        ssh_environ(
+            sshd, remote, tmp_path / "bad", DJANGO_GIT_KNOWN_HOSTS=sshd.host_line(impostor_public)
+        )
+    )
+    try:
+        good.present("_acme-challenge.a.example.com", token("a"))
+        with pytest.raises(DnsBackendError, match="host key"):
+            bad.present("_acme-challenge.b.example.com", token("b"))
+        good.present("_acme-challenge.c.example.com", token("c"))
+    finally:
+        good.close()
+        bad.close()
+
+
+def test_a_key_the_server_does_not_accept_is_a_clear_error_without_the_key(
+    sshd: SshServer, remote: Path, tmp_path: Path
+) -> None:
+    stranger_private, _ = sshd.keygen("stranger")
+    backend = from_env(
+        ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_SSH_KEY=stranger_private)
+    )
+    try:
+        with pytest.raises(DnsBackendError, match="refused the SSH key") as raised:
+            backend.present("_acme-challenge.www.example.com", token("a"))
+    finally:
+        backend.close()
+    secret_line = stranger_private.splitlines()[1]
+    assert secret_line not in str(raised.value)
+    assert secret_line not in repr(from_env(ssh_environ(sshd, remote, tmp_path / "w2")).__dict__)
+
+
+def test_an_unreachable_remote_is_unavailable(
+    sshd: SshServer, remote: Path, tmp_path: Path
+) -> None:
+    url = f"git+ssh://root@127.0.0.1:{unused_port()}{remote}@main"
+    backend = from_env(ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_REPO=url))
+    try:
+        with pytest.raises(DnsBackendUnavailableError, match="unreachable"):
+            backend.present("_acme-challenge.www.example.com", token("a"))
+    finally:
+        backend.close()
+
+
+def test_ssh_remote_without_known_hosts_is_a_configuration_error(
+    sshd: SshServer, remote: Path, tmp_path: Path
+) -> None:
+    environ = ssh_environ(sshd, remote, tmp_path / "work")
+    del environ["DJANGO_GIT_KNOWN_HOSTS"]
+    with pytest.raises(BackendConfigError, match="DJANGO_GIT_KNOWN_HOSTS"):
+        from_env(environ)
+
+
+def test_the_clone_is_kept_between_requests_and_is_shallow(
+    backend: GitBackend, tmp_path: Path
+) -> None:
+    backend.present("_acme-challenge.a.example.com", token("a"))
+    clones = list((tmp_path / "work").glob("clone-*.git"))
+    assert len(clones) == 1
+    assert (clones[0] / "shallow").exists()
+    backend.present("_acme-challenge.b.example.com", token("b"))
+    assert list((tmp_path / "work").glob("clone-*.git")) == clones
