@@ -1,0 +1,190 @@
+"""Benchmark the provider as lego sees it: HTTP through gunicorn, basic auth, a git remote.
+
+Prints, for remotes with 2,000 and 20,000 commits of history, the latency of present and of
+cleanup with one client (median, p95), then the throughput of presents with 1, 8 and 32
+concurrent clients, and checks that every record answered 200 is in the remote; finally the
+resident memory of each worker process.
+
+    .venv/bin/python bench/provider_bench.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from base64 import b64encode
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "httprequest-lego-provider"))
+sys.path.insert(0, str(ROOT / "httprequest-lego-provider" / "httprequest_lego_provider"))
+
+from tests.dns_backends.contract import token  # noqa: E402
+from tests.provider_server import (  # noqa: E402
+    create_machine_user,
+    gunicorn_server,
+    manage,
+    postgresql_database,
+    provider_environment,
+)
+
+ZONE_FILE = "example.com.domain"
+
+
+def make_remote(path: Path, commits: int) -> Path:
+    """A bare repository with ``commits`` commits of history (via git fast-import)."""
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(path)], check=True)
+    lines = []
+    zone = b"; example.com fragment\n"
+    for i in range(commits):
+        history = f"commit {i}\n".encode()
+        lines.append(b"commit refs/heads/main\n")
+        lines.append(f"committer bench <b@127.0.0.1> {1_700_000_000 + i} +0000\n".encode())
+        lines.append(b"data 7\nhistory\n")
+        if i == 0:
+            lines.append(f"M 100644 inline {ZONE_FILE}\ndata {len(zone)}\n".encode() + zone)
+        lines.append(f"M 100644 inline history.txt\ndata {len(history)}\n".encode() + history)
+        lines.append(b"\n")
+    subprocess.run(
+        ["git", "--git-dir", str(path), "fast-import", "--quiet"], input=b"".join(lines), check=True
+    )
+    return path
+
+
+def remote_file(remote: Path) -> str:
+    return subprocess.run(
+        ["git", "--git-dir", str(remote), "show", f"main:{ZONE_FILE}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+class Client:
+    """One keep-alive HTTP connection, as a lego process reuses its client."""
+
+    def __init__(self, base_url: str, user: str, password: str) -> None:
+        host, port = base_url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        credentials = b64encode(f"{user}:{password}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {credentials}", "Content-Type": "application/json"}
+
+    def call(self, path: str, name: str, value: str) -> tuple[int, float]:
+        body = json.dumps({"fqdn": name + ".", "value": value})
+        start = time.perf_counter()
+        self.conn.request("POST", path, body=body, headers=self.headers)
+        response = self.conn.getresponse()
+        response.read()
+        return response.status, time.perf_counter() - start
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def latency(url: str, auth: tuple[str, str], rounds: int, tag: str) -> None:
+    client = Client(url, *auth)
+    present, cleanup = [], []
+    for i in range(rounds):
+        name, value = f"_acme-challenge.lat{i}.example.com", token(f"{tag}{i}")
+        status, seconds = client.call("/present", name, value)
+        assert status == 200, status
+        present.append(seconds)
+        status, seconds = client.call("/cleanup", name, value)
+        assert status == 200, status
+        cleanup.append(seconds)
+    for label, samples in (("present", present), ("cleanup", cleanup)):
+        print(
+            f"  {label:8s} n={len(samples)} median={statistics.median(samples) * 1000:6.1f} ms"
+            f"  p95={percentile(samples, 0.95) * 1000:6.1f} ms"
+        )
+
+
+def throughput(url: str, auth: tuple[str, str], clients: int, per_client: int, remote: Path) -> None:
+    answered: list[tuple[str, str]] = []
+    failures: list[int] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(clients + 1)
+
+    def run(c: int) -> None:
+        client = Client(url, *auth)
+        barrier.wait()
+        for i in range(per_client):
+            name, value = f"_acme-challenge.c{clients}x{c}n{i}.example.com", token(f"t{c}.{i}")
+            status, _ = client.call("/present", name, value)
+            with lock:
+                (answered.append((name, value)) if status == 200 else failures.append(status))
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    lines = set(remote_file(remote).splitlines())
+    missing = [
+        n for n, v in answered if f'{n.removesuffix(".example.com")} 600 IN TXT "{v}"' not in lines
+    ]
+    print(
+        f"  {clients:2d} clients: {len(answered) / elapsed:7.1f} records/s "
+        f"({len(answered)} answered 200 in {elapsed:.2f} s, {len(failures)} failed, "
+        f"{len(missing)} missing from the remote)"
+    )
+    # Clean up so the next round starts from the same zone size.
+    client = Client(url, *auth)
+    for name, value in answered:
+        client.call("/cleanup", name, value)
+
+
+def worker_rss_mb(master_pid_hint: str) -> list[float]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid,rss,args"], capture_output=True, text=True).stdout
+    rows = [line.split(None, 3) for line in out.splitlines()[1:]]
+    masters = {r[0] for r in rows if master_pid_hint in r[3] and r[1] != "1" and "gunicorn" in r[3]}
+    return [int(r[2]) / 1024 for r in rows if r[1] in masters]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds (smoke test)")
+    args = parser.parse_args()
+    rounds = 30 if args.quick else 200
+    with tempfile.TemporaryDirectory() as tmp, postgresql_database() as database:
+        tmp_path = Path(tmp)
+        for commits in (2_000, 20_000):
+            remote = make_remote(tmp_path / f"remote{commits}.git", commits)
+            env = provider_environment(
+                database,
+                {
+                    "DJANGO_DNS_BACKEND": "git",
+                    "DJANGO_GIT_REPO": f"file://{remote}@main",
+                    "DJANGO_GIT_WORKDIR": str(tmp_path / f"work{commits}"),
+                    "DJANGO_DATA_DIR": str(tmp_path / "data"),
+                    "DJANGO_LOG_LEVEL": "WARNING",
+                },
+            )
+            manage(env, "migrate", "--noinput")
+            auth = ("bench", create_machine_user(env, "bench", "--subdomains", "example.com"))
+            with gunicorn_server(env, log=tmp_path / "gunicorn.log") as url:
+                print(f"remote with {commits} commits of history:")
+                latency(url, auth, rounds, f"h{commits}")
+                if commits == 20_000:
+                    print("throughput (presents, each answered only after its push):")
+                    for clients in (1, 8, 32):
+                        per_client = max(3, (rounds * 2) // clients)
+                        throughput(url, auth, clients, per_client, remote)
+                    rss = worker_rss_mb(url.rsplit(":", 1)[1])
+                    print("worker RSS: " + ", ".join(f"{mb:.0f} MB" for mb in rss))
+
+
+if __name__ == "__main__":
+    main()
