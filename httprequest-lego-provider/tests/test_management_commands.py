@@ -137,3 +137,8 @@ def test_list_domains_with_star_lists_every_user() -> None:
         "hank domain a.example.com",
         "ivy subdomain b.example.com",
     ]
+
+
+def test_create_user_accepts_a_password_starting_with_a_dash_after_double_dash() -> None:
+    assert run("create_user", "jade", "--", "-starts-with-a-dash-") == "created user jade\n"
+    assert authenticate(username="jade", password="-starts-with-a-dash-") is not None

@@ -18,7 +18,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         """Arguments of the reference command, the password now optional."""
         parser.add_argument("username")
-        parser.add_argument("password", nargs="?", default=None)
+        parser.add_argument(
+            "password",
+            nargs="?",
+            default=None,
+            help="omit to generate one; put -- before a password that starts with -",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Save the account and report it."""
