@@ -1,0 +1,272 @@
+"""Broker outages: 503 within the configured bound, recovery without restart, /health."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from helpers import AppFactory, Blackhole, Poster, Reader, dispatcher, free_port, job_body
+from kombu.connection import Connection
+from pymongo import MongoClient, uri_parser
+from webhook_router.broker import connection, mongodb_url_with_timeouts
+
+# The configured budget and the margin allowed on top of it. The margin covers the dedup
+# store's own bound and scheduling noise: this asserts the timeout is honoured, not speed.
+BUDGET_SECONDS = 2.0
+MARGIN_SECONDS = 2.0
+
+
+def timed_post(post: Poster, app_client: object, body: bytes) -> tuple[int, float]:
+    started = time.monotonic()
+    response = post(app_client, body)
+    return response.status_code, time.monotonic() - started
+
+
+@pytest.mark.parametrize("scheme", ["redis", "amqp"])
+def test_webhook_gets_503_at_once_when_nothing_listens_on_the_broker_port(
+    make_app: AppFactory, post: Poster, flavour: str, scheme: str
+) -> None:
+    url = (
+        f"{scheme}://127.0.0.1:{free_port()}/0"
+        if scheme == "redis"
+        else (f"amqp://guest:guest@127.0.0.1:{free_port()}//")
+    )
+    app = make_app(
+        FLASK_FLAVOURS=f"- {flavour}: [x64]",
+        MONGODB_DB_CONNECT_STRING=url,
+        FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS),
+    )
+
+    status, elapsed = timed_post(post, app.test_client(), job_body(["x64"]))
+
+    assert status == 503
+    assert elapsed < BUDGET_SECONDS + MARGIN_SECONDS
+    assert app.test_client().get("/health").status_code == 503
+
+
+@pytest.mark.parametrize("scheme", ["redis", "amqp", "mongodb"])
+def test_webhook_gets_503_within_the_budget_when_the_broker_never_answers(
+    make_app: AppFactory, post: Poster, flavour: str, blackhole: Blackhole, scheme: str
+) -> None:
+    url = {
+        "redis": f"redis://127.0.0.1:{blackhole.port}/0",
+        "amqp": f"amqp://guest:guest@127.0.0.1:{blackhole.port}//",
+        "mongodb": f"mongodb://127.0.0.1:{blackhole.port}/jobs",
+    }[scheme]
+    app = make_app(
+        FLASK_FLAVOURS=f"- {flavour}: [x64]",
+        MONGODB_DB_CONNECT_STRING=url,
+        FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS),
+    )
+
+    status, elapsed = timed_post(post, app.test_client(), job_body(["x64"]))
+    started = time.monotonic()
+    health = app.test_client().get("/health").status_code
+
+    assert status == 503
+    assert elapsed < BUDGET_SECONDS + MARGIN_SECONDS
+    assert health == 503
+    assert time.monotonic() - started < BUDGET_SECONDS + MARGIN_SECONDS
+
+
+def test_default_budget_answers_well_within_githubs_ten_seconds(
+    make_app: AppFactory, post: Poster, flavour: str, blackhole: Blackhole
+) -> None:
+    app = make_app(
+        FLASK_FLAVOURS=f"- {flavour}: [x64]",
+        MONGODB_DB_CONNECT_STRING=f"amqp://guest:guest@127.0.0.1:{blackhole.port}//",
+    )
+
+    status, elapsed = timed_post(post, app.test_client(), job_body(["x64"]))
+
+    assert status == 503
+    assert elapsed < 5.0
+
+
+class RedisServer:
+    """A private redis-server on a free port that a test may stop and start."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._directory = directory
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None, "redis-server is installed by scripts/bootstrap"
+        self._process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self._directory),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with Connection(self.url, connect_timeout=0.2) as probe:
+                    probe.ensure_connection(max_retries=0)
+                    return
+            except Exception:
+                time.sleep(0.05)
+        raise AssertionError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_publishing_resumes_without_restart_when_the_broker_comes_back(
+    redis_server: RedisServer, make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str
+) -> None:
+    app = make_app(
+        FLASK_FLAVOURS=f"- {flavour}: [x64]",
+        MONGODB_DB_CONNECT_STRING=redis_server.url,
+        FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS),
+    )
+    client = app.test_client()
+    first = job_body(["x64"], url="https://api.github.com/repos/o/r/actions/jobs/1")
+    lost = job_body(["x64"], url="https://api.github.com/repos/o/r/actions/jobs/2")
+    after = job_body(["x64"], url="https://api.github.com/repos/o/r/actions/jobs/3")
+    assert post(client, first).status_code == 200
+    assert len(read_queue(app, flavour)) == 1  # this Redis keeps nothing over a restart
+
+    redis_server.stop()
+    assert post(client, lost).status_code == 503
+    assert client.get("/health").status_code == 503
+    redis_server.start()
+
+    assert client.get("/health").status_code == 200
+    assert post(client, after).status_code == 200
+    urls = [message["url"] for message in read_queue(app, flavour)]
+    assert urls == ["https://api.github.com/repos/o/r/actions/jobs/3"]
+
+
+def test_failed_publish_can_be_redelivered_with_the_same_delivery_id(
+    redis_server: RedisServer, make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str
+) -> None:
+    """The dedup reservation of a failed publish is released, so GitHub's redelivery counts."""
+    app = make_app(
+        FLASK_FLAVOURS=f"- {flavour}: [x64]",
+        MONGODB_DB_CONNECT_STRING=redis_server.url,
+        FLASK_DEDUP_URL="redis://127.0.0.1:6379/0",
+        FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS),
+    )
+    client = app.test_client()
+    delivery = f"failed-then-redelivered-{flavour}"
+
+    redis_server.stop()
+    assert post(client, job_body(["x64"]), delivery=delivery).status_code == 503
+    redis_server.start()
+    assert post(client, job_body(["x64"]), delivery=delivery).status_code == 200
+    assert post(client, job_body(["x64"]), delivery=delivery).status_code == 200
+
+    assert len(read_queue(app, flavour)) == 1
+
+
+def test_one_connection_serves_many_webhooks(
+    redis_server: RedisServer, make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str
+) -> None:
+    """The reference opened a connection per webhook: count clients on a private Redis."""
+    app = make_app(
+        FLASK_FLAVOURS=f"- {flavour}: [x64]",
+        MONGODB_DB_CONNECT_STRING=redis_server.url,
+        FLASK_DEDUP_WINDOW_SECONDS="0",
+    )
+    client = app.test_client()
+    with redis.Redis.from_url(redis_server.url) as admin:
+        assert post(client, job_body(["x64"])).status_code == 200
+        before = admin.info("stats")["total_connections_received"]
+        for _ in range(29):
+            assert post(client, job_body(["x64"])).status_code == 200
+        after = admin.info("stats")["total_connections_received"]
+
+    assert after == before
+    assert len(read_queue(app, flavour)) == 30
+
+
+def test_multi_host_mongodb_uri_is_accepted_and_parsed_by_kombu(tmp_path: Path) -> None:
+    """What a multi-unit MongoDB hands out; no MongoDB runs here, so nothing connects."""
+    url = "mongodb://u:p@127.0.0.1:27017,127.0.0.2:27017/db?replicaSet=rs0&authSource=admin"
+
+    conn = connection(url, tmp_path, 1.5)
+    # kombu keeps the whole URI for pymongo, which parses it as below when connecting.
+    uri = str(conn.hostname)
+    parsed = uri_parser.parse_uri(uri)
+    client: MongoClient[dict[str, object]] = MongoClient(uri, connect=False)
+    client.close()
+    conn.release()
+
+    assert conn.transport_cls == "mongodb"
+    assert parsed["nodelist"] == [("127.0.0.1", 27017), ("127.0.0.2", 27017)]
+    assert parsed["database"] == "db"
+    assert parsed["options"]["replicaSet"] == "rs0"
+    assert parsed["options"]["serverSelectionTimeoutMS"] == 1.5  # pymongo keeps seconds
+    assert ":p@" not in conn.as_uri()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "mongodb://u:p@127.0.0.1:27017,127.0.0.2:27017/db?replicaSet=rs0",
+            "mongodb://u:p@127.0.0.1:27017,127.0.0.2:27017/db?replicaSet=rs0"
+            "&serverSelectionTimeoutMS=1500&socketTimeoutMS=1500&connectTimeoutMS=1500",
+        ),
+        (
+            "mongodb://127.0.0.1:27017",
+            "mongodb://127.0.0.1:27017/?serverSelectionTimeoutMS=1500"
+            "&socketTimeoutMS=1500&connectTimeoutMS=1500",
+        ),
+        (
+            "mongodb://127.0.0.1/db?serverselectiontimeoutms=100",
+            "mongodb://127.0.0.1/db?serverselectiontimeoutms=100"
+            "&socketTimeoutMS=1500&connectTimeoutMS=1500",
+        ),
+    ],
+)
+def test_mongodb_urls_get_bounded_timeouts_unless_they_set_their_own(
+    url: str, expected: str
+) -> None:
+    assert mongodb_url_with_timeouts(url, 1.5) == expected
+
+
+def test_health_of_unreachable_broker_is_counted_as_a_broker_error(
+    make_app: AppFactory, flavour: str
+) -> None:
+    app = make_app(
+        FLASK_FLAVOURS=f"- {flavour}: [x64]",
+        MONGODB_DB_CONNECT_STRING=f"redis://127.0.0.1:{free_port()}/0",
+    )
+
+    assert app.test_client().get("/health").text == "Message broker unavailable\n"
+    registry = dispatcher(app).metrics.registry
+    assert (
+        registry.get_sample_value("webhook_router_broker_errors_total", {"operation": "health"})
+        == 1
+    )

@@ -1,0 +1,221 @@
+"""Remember delivery ids across worker processes so a redelivered job is published once.
+
+The protocol is reserve, then confirm or release: `claim` reserves an id for a short time,
+the caller publishes, then `confirm` keeps the id for the whole window, or `release` forgets it
+after a failed publish so that GitHub's redelivery of the same delivery is published. Ids are
+never recorded before the job is safely in the broker.
+"""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Protocol
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from webhook_router.errors import RouterError
+
+# A reservation outlives the longest publish by far; if its worker dies mid-publish the
+# delivery can be redelivered once this passes.
+PENDING_SECONDS = 30
+# The store is a side concern: it must never eat the broker's share of GitHub's 10 s.
+STORE_TIMEOUT_SECONDS = 0.5
+_PENDING = "pending"
+_DONE = "done"
+
+
+class Claim(enum.Enum):
+    """What `claim` found."""
+
+    NEW = "new"
+    DONE = "done"
+    IN_PROGRESS = "in_progress"
+
+
+class DedupStoreError(RouterError):
+    """The dedup store did not answer; the caller publishes anyway (a duplicate beats a loss)."""
+
+    status = 503
+    reason = "dedup_unavailable"
+    default_message = "Deduplication store unavailable"
+
+
+class DedupStore(Protocol):
+    """A shared set of delivery ids with per-id expiry."""
+
+    def claim(self, delivery_id: str) -> Claim:
+        """Reserve the id unless it is already reserved or published."""
+        ...
+
+    def confirm(self, delivery_id: str) -> None:
+        """Record the id as published for the whole window."""
+        ...
+
+    def release(self, delivery_id: str) -> None:
+        """Forget a reservation after a failed publish."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class NullDedupStore:
+    """Deduplication switched off: every delivery is new."""
+
+    def claim(self, delivery_id: str) -> Claim:
+        """Every delivery is new."""
+        return Claim.NEW
+
+    def confirm(self, delivery_id: str) -> None:
+        """Nothing to record."""
+
+    def release(self, delivery_id: str) -> None:
+        """Nothing to forget."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class RedisDedupStore:
+    """Delivery ids as expiring Redis keys, shared by every worker and unit using that Redis."""
+
+    def __init__(self, url: str, window_seconds: int, prefix: str = "webhook-router:delivery:"):
+        self._window = window_seconds
+        self._prefix = prefix
+        self._client = redis.Redis.from_url(
+            url,
+            socket_timeout=STORE_TIMEOUT_SECONDS,
+            socket_connect_timeout=STORE_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 0),
+        )
+
+    def claim(self, delivery_id: str) -> Claim:
+        """Reserve the id with SET NX (one round trip for a new id), or report its state."""
+        key = self._prefix + delivery_id
+        try:
+            for _ in range(2):  # a second try only if the key expired between SET and GET
+                if self._client.set(key, _PENDING, nx=True, ex=PENDING_SECONDS):
+                    return Claim.NEW
+                state = self._client.get(key)
+                if state is not None:
+                    return Claim.DONE if state == _DONE.encode() else Claim.IN_PROGRESS
+        except redis.RedisError as exc:
+            raise DedupStoreError() from exc
+        return Claim.IN_PROGRESS
+
+    def confirm(self, delivery_id: str) -> None:
+        """Keep the id for the window."""
+        try:
+            self._client.set(self._prefix + delivery_id, _DONE, ex=self._window)
+        except redis.RedisError as exc:
+            raise DedupStoreError() from exc
+
+    def release(self, delivery_id: str) -> None:
+        """Delete the reservation."""
+        try:
+            self._client.delete(self._prefix + delivery_id)
+        except redis.RedisError as exc:
+            raise DedupStoreError() from exc
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._client.close()
+
+
+class SqliteDedupStore:
+    """Delivery ids in a SQLite file: shared by every worker process on this machine.
+
+    SQLite's file locking makes the claim atomic across processes; WAL mode lets readers and
+    the single writer proceed together. Each thread gets its own connection.
+    """
+
+    def __init__(self, path: Path, window_seconds: int) -> None:
+        self._path = path
+        self._window = window_seconds
+        self._local = threading.local()
+        self._claims = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as setup:
+            setup.execute("PRAGMA journal_mode=WAL")
+            setup.execute(
+                "CREATE TABLE IF NOT EXISTS deliveries ("
+                " id TEXT PRIMARY KEY, state TEXT NOT NULL, expires REAL NOT NULL)"
+            )
+            setup.execute("CREATE INDEX IF NOT EXISTS deliveries_expires ON deliveries(expires)")
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self._path, timeout=STORE_TIMEOUT_SECONDS, isolation_level=None
+        )
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    def _db(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._connect()
+            self._local.connection = connection
+        return connection
+
+    def claim(self, delivery_id: str) -> Claim:
+        """Insert a reservation unless a live row exists, in one immediate transaction."""
+        now = time.time()
+        db = self._db()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "DELETE FROM deliveries WHERE id = ? AND expires < ?", (delivery_id, now)
+                )
+                inserted = db.execute(
+                    "INSERT INTO deliveries (id, state, expires) VALUES (?, ?, ?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (delivery_id, _PENDING, now + PENDING_SECONDS),
+                ).rowcount
+                row = db.execute(
+                    "SELECT state FROM deliveries WHERE id = ?", (delivery_id,)
+                ).fetchone()
+                self._claims += 1
+                if self._claims % 256 == 0:  # keep the file small without a cron job
+                    db.execute("DELETE FROM deliveries WHERE expires < ?", (now,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise DedupStoreError() from exc
+        if inserted == 1:
+            return Claim.NEW
+        return Claim.DONE if row is not None and row[0] == _DONE else Claim.IN_PROGRESS
+
+    def confirm(self, delivery_id: str) -> None:
+        """Mark the id published until the window ends."""
+        self._write(
+            "UPDATE deliveries SET state = ?, expires = ? WHERE id = ?",
+            (_DONE, time.time() + self._window, delivery_id),
+        )
+
+    def release(self, delivery_id: str) -> None:
+        """Delete the reservation."""
+        self._write("DELETE FROM deliveries WHERE id = ? AND state = ?", (delivery_id, _PENDING))
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
+
+    def _write(self, sql: str, parameters: tuple[object, ...]) -> None:
+        try:
+            self._db().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise DedupStoreError() from exc
