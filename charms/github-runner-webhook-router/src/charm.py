@@ -18,6 +18,7 @@ class GithubRunnerWebhookRouterCharm(TwelveFactorCharm[RouterConfig]):
 
     layout = FLASK
     database_spec = DatabaseSpec(relation="mongodb", kind="mongodb")
+    app_metrics_port = 9103  # the router's own metrics (webhooks by outcome, publish latency)
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)

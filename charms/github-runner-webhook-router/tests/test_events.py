@@ -418,8 +418,10 @@ def test_metrics_endpoint_publishes_the_scrape_job(ctx):
 
     relation = out.get_relation(metrics.id)
     assert json.loads(relation.local_app_data["scrape_jobs"]) == [
-        {"metrics_path": "/metrics", "static_configs": [{"targets": ["*:9102"]}]}
+        {"metrics_path": "/metrics", "static_configs": [{"targets": ["*:9102"]}]},
+        {"metrics_path": "/metrics", "static_configs": [{"targets": ["*:9103"]}]},
     ]
+    assert service_environment(out)["FLASK_METRICS_PORT"] == "9103"
     metadata = json.loads(relation.local_app_data["scrape_metadata"])
     assert metadata["application"] == "github-runner-webhook-router"
     assert metadata["charm_name"] == "github-runner-webhook-router"

@@ -78,13 +78,20 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
 
     layout: ClassVar[Framework]
     database_spec: ClassVar[DatabaseSpec | None] = None
+    # The application's own Prometheus port, when it serves one: inside the rock the web
+    # server's statsd exporter already holds METRICS_PORT, so the app is told this port through
+    # <PREFIX>METRICS_PORT and Prometheus gets a second scrape job for it.
+    app_metrics_port: ClassVar[int | None] = None
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._secret_storage = SecretKeyStorage(self, SECRET_STORAGE)
         self._ingress = IngressRequires(self, INGRESS, port=APP_PORT)
         self._metrics = MetricsEndpointProvider(
-            self, METRICS_ENDPOINT, port=METRICS_PORT, path=METRICS_PATH
+            self,
+            METRICS_ENDPOINT,
+            ports=(METRICS_PORT,) + ((self.app_metrics_port,) if self.app_metrics_port else ()),
+            path=METRICS_PATH,
         )
         self._database: DatabaseRequires | None = None
         if self.database_spec is not None:
@@ -298,6 +305,8 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
         environment = config.environment()
         environment[f"{prefix}SECRET_KEY"] = self._secret_storage.secret_key() or ""
         environment[f"{prefix}BASE_URL"] = url
+        if self.app_metrics_port:
+            environment[f"{prefix}METRICS_PORT"] = str(self.app_metrics_port)
         if self.layout.name == "django":
             environment["DJANGO_ALLOWED_HOSTS"] = allowed_hosts(url, config.allowed_hosts)
         if self._database is not None:

@@ -14,12 +14,14 @@ from twelve_factor.ingress import unit_address
 
 
 class MetricsEndpointProvider(ops.Object):
-    """Publish one scrape job for the metrics port."""
+    """Publish one scrape job per metrics port (the web server's, and the app's own if any)."""
 
-    def __init__(self, charm: ops.CharmBase, relation_name: str, *, port: int, path: str):
+    def __init__(
+        self, charm: ops.CharmBase, relation_name: str, *, ports: tuple[int, ...], path: str
+    ):
         super().__init__(charm, relation_name)
         self.relation_name = relation_name
-        self.port = port
+        self.ports = ports
         self.path = path
         self._charm_name = charm.meta.name
         events = charm.on[relation_name]
@@ -35,10 +37,8 @@ class MetricsEndpointProvider(ops.Object):
     def scrape_jobs(self) -> list[dict[str, object]]:
         """The jobs Prometheus should run."""
         return [
-            {
-                "metrics_path": self.path,
-                "static_configs": [{"targets": [f"*:{self.port}"]}],
-            }
+            {"metrics_path": self.path, "static_configs": [{"targets": [f"*:{port}"]}]}
+            for port in self.ports
         ]
 
     def publish(self) -> None:
