@@ -123,7 +123,7 @@ class GitBackend:
             return values_at(_blob(store.repo, tree, zone), zone, name)
 
     def close(self) -> None:
-        """Release this process's repository handles and lock file."""
+        """Release this process's repository handles, SSH connection and lock file."""
         with self._state_lock:
             state, self._state = self._state, None
         if state is not None and state.pid == os.getpid():

@@ -14,10 +14,12 @@ import pygit2
 from dns_backends.base import BackendConfigError
 
 RemoteKind = Literal["local", "ssh", "https"]
+SshTransport = Literal["openssh", "libgit2"]
 
 DEFAULT_AUTHOR_NAME = "httprequest-lego-provider"
 DEFAULT_AUTHOR_EMAIL = "httprequest-lego-provider@localhost"
 DEFAULT_MAX_ATTEMPTS = 8
+SSH_TRANSPORTS: tuple[SshTransport, ...] = ("openssh", "libgit2")
 _SSH_SCHEMES = ("git+ssh", "ssh+git", "ssh")
 _FORMS = "git+ssh://user@host[:port]/path, ssh://..., https://..., file:///path or /path"
 
@@ -65,6 +67,7 @@ class GitSettings:
     author_name: str = DEFAULT_AUTHOR_NAME
     author_email: str = DEFAULT_AUTHOR_EMAIL
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    ssh_transport: SshTransport = "openssh"
 
 
 def parse_repo_url(raw: str) -> RemoteSpec:
@@ -157,6 +160,7 @@ def settings_from_env(environ: Mapping[str, str]) -> GitSettings:
                 "DJANGO_GIT_KNOWN_HOSTS (or DJANGO_GIT_KNOWN_HOSTS_FILE) is required for an SSH "
                 f"remote: the host key of {remote.host} must be known (ssh-keyscan it)"
             )
+    ssh_transport = _ssh_transport(environ)
     data_dir = Path(environ.get("DJANGO_DATA_DIR") or ".local/provider")
     workdir = Path(environ.get("DJANGO_GIT_WORKDIR") or data_dir / "git-workdir")
     return GitSettings(
@@ -166,6 +170,18 @@ def settings_from_env(environ: Mapping[str, str]) -> GitSettings:
         known_hosts=known_hosts,
         author_name=environ.get("DJANGO_GIT_AUTHOR_NAME") or DEFAULT_AUTHOR_NAME,
         author_email=environ.get("DJANGO_GIT_AUTHOR_EMAIL") or DEFAULT_AUTHOR_EMAIL,
+        ssh_transport=ssh_transport,
+    )
+
+
+def _ssh_transport(environ: Mapping[str, str]) -> SshTransport:
+    """Return how SSH remotes are reached: ``openssh`` (the default) or ``libgit2``."""
+    raw = (environ.get("DJANGO_GIT_SSH_TRANSPORT") or "openssh").strip().lower()
+    for transport in SSH_TRANSPORTS:
+        if raw == transport:
+            return transport
+    raise BackendConfigError(
+        f"DJANGO_GIT_SSH_TRANSPORT={raw!r} is not one of {', '.join(SSH_TRANSPORTS)}"
     )
 
 

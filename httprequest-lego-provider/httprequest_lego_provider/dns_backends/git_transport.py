@@ -2,14 +2,20 @@
 
 Two stores share one small interface (``tip``, ``refresh``, ``publish``):
 
-- :class:`LocalStore` for a repository on this machine: objects are written straight into it
-  and the branch is moved with compare-and-swap (git's own lock-file protocol). libgit2's
-  ``file://`` push overwrites the remote branch without checking its old value, so two writers
-  could silently lose each other's records through it; the compare-and-swap cannot.
+- :class:`LocalStore` for a repository on this machine. Without receive hooks, objects are
+  written straight into it and the branch is moved with compare-and-swap (git's own lock-file
+  protocol): about 4 ms. libgit2's ``file://`` push would overwrite the branch without checking
+  its old value. When the repository has a hook that a push would run (``pre-receive``,
+  ``update``, ``post-receive``, ``post-update``, ``reference-transaction``; looked for at every
+  publish), commits are built in a staging repository that borrows the zone repository's
+  objects and published with ``git push`` (``git receive-pack`` runs the hooks), so a DNS team
+  that deploys from a hook is never silently skipped.
 - :class:`CloneStore` for SSH and https remotes: a persistent bare clone in the work directory
-  (shallow, so start-up does not grow with history), fetched and pushed with libgit2 in-process.
-  The receiving git checks the old value of the branch, so a concurrent writer's push makes ours
-  fail rather than overwrite it.
+  (shallow, so start-up does not grow with history), fetched and pushed through a *network*:
+  :class:`~dns_backends.git_openssh.OpenSshNetwork` (``git`` over one reused OpenSSH
+  connection, the default for SSH) or :class:`~dns_backends.git_libgit2.Libgit2Network`
+  (in-process, https and ``DJANGO_GIT_SSH_TRANSPORT=libgit2``). The receiving git checks the
+  old value of the branch, so a concurrent writer's push makes ours fail, not overwrite it.
 
 Either way ``publish`` raises :class:`PushRejectedError` exactly when the branch moved since the
 commit's parent was read, and the backend then re-applies its changes on the new tip.
@@ -20,39 +26,32 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
 import pygit2
 
 from dns_backends.base import DnsBackendError, DnsBackendUnavailableError
+from dns_backends.git_cli import (
+    GitTransferError,
+    PushRefusedError,
+    PushRejectedError,
+    for_log,
+    git_environment,
+    main_line,
+    push_compare_and_swap,
+)
+from dns_backends.git_libgit2 import Libgit2Network
+from dns_backends.git_openssh import OpenSshNetwork
 from dns_backends.git_settings import GitSettings, RemoteSpec
+
+__all__ = ["CloneStore", "LocalStore", "PushRejectedError", "Store", "open_store"]
 
 logger = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_MS = 10_000
-IO_TIMEOUT_MS = 30_000
 DEFAULT_BRANCH = "main"
-
-# libgit2 reads known_hosts from ``<home>/.ssh/known_hosts`` and the home directory is one
-# process-wide setting, so network operations of this module take turns.
-_NETWORK_LOCK = threading.Lock()
-
-
-def _reset_network_lock() -> None:
-    """Give a forked child a fresh lock: the parent's may have been held by another thread."""
-    global _NETWORK_LOCK
-    _NETWORK_LOCK = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_reset_network_lock)
-
-
-class PushRejectedError(Exception):
-    """The remote branch moved since the commit's parent was read: re-apply on the new tip."""
+# The hooks ``git receive-pack`` runs; any of them makes a local publish go through it.
+RECEIVE_HOOKS = ("pre-receive", "update", "post-receive", "post-update", "reference-transaction")
 
 
 class Store(Protocol):
@@ -74,14 +73,34 @@ class Store(Protocol):
         """Move the published branch from ``base`` to ``commit`` (a child of ``base``)."""
 
     def close(self) -> None:
-        """Release the repository's files."""
+        """Release the repository's files (and any connection)."""
+
+
+class Network(Protocol):
+    """How a :class:`CloneStore` talks to its remote."""
+
+    def default_branch(self, repo: pygit2.Repository) -> str:
+        """Return the branch the remote's HEAD names."""
+
+    def fetch(self, repo: pygit2.Repository, refspec: str, depth: int) -> None:
+        """Fetch ``refspec`` into ``repo``, ``depth`` commits deep (0: all that are missing)."""
+
+    def push(
+        self, repo: pygit2.Repository, base: pygit2.Oid, commit: pygit2.Oid, ref: str
+    ) -> None:
+        """Push ``commit`` to ``ref``; raise ``PushRejectedError``/``PushRefusedError``/etc."""
+
+    def close(self) -> None:
+        """Release connections and credentials."""
 
 
 def open_store(settings: GitSettings) -> Store:
     """Open the store for the configured remote (call with the work directory's lock held)."""
     if settings.remote.kind == "local":
-        return LocalStore(settings.remote)
-    return CloneStore(settings)
+        return LocalStore(settings.remote, settings.workdir)
+    if settings.remote.kind == "ssh" and settings.ssh_transport == "openssh":
+        return CloneStore(settings, OpenSshNetwork(settings))
+    return CloneStore(settings, Libgit2Network(settings))
 
 
 def _direct_target(ref: pygit2.Reference) -> pygit2.Oid:
@@ -102,11 +121,11 @@ def _local_default_branch(repo: pygit2.Repository) -> str:
 
 
 class LocalStore:
-    """The zone repository is on this machine: commit into it and compare-and-swap the branch."""
+    """The zone repository is on this machine: publish into it, through its hooks if it has any."""
 
     authoritative = True
 
-    def __init__(self, remote: RemoteSpec) -> None:
+    def __init__(self, remote: RemoteSpec, workdir: Path) -> None:
         self._path = remote.path
         try:
             self._repo = pygit2.Repository(remote.path)
@@ -115,11 +134,28 @@ class LocalStore:
         if not self._repo.is_bare:
             raise DnsBackendError(f"the git repository at {remote.path} must be bare")
         self._ref = f"refs/heads/{remote.branch or _local_default_branch(self._repo)}"
+        self._staging_path = workdir / f"stage-{remote.slug}.git"
+        self._staging: pygit2.Repository | None = None
+        self._env = git_environment()
 
     @property
     def repo(self) -> pygit2.Repository:
-        """The zone repository itself."""
-        return self._repo
+        """The staging repository when a push must run hooks, else the zone repository itself."""
+        return self._staging_repo() if self.receive_hooks() else self._repo
+
+    def receive_hooks(self) -> list[str]:
+        """Return the hooks a push to the repository would run (a config read and a few stats).
+
+        Looked for at every publish, so that a hook installed while the service runs is run.
+        """
+        directory = os.path.join(self._repo.path, "hooks")
+        try:
+            configured = self._repo.config["core.hooksPath"]
+        except (KeyError, pygit2.GitError):
+            configured = None
+        if isinstance(configured, str) and configured:
+            directory = os.path.join(self._repo.path, os.path.expanduser(configured))
+        return [name for name in RECEIVE_HOOKS if _executable(os.path.join(directory, name))]
 
     def tip(self) -> pygit2.Oid:
         """Read the branch from disk: it is the published state."""
@@ -137,9 +173,13 @@ class LocalStore:
     def publish(self, base: pygit2.Oid, commit: pygit2.Oid) -> None:
         """Move the branch to ``commit`` only if it still points at ``base``.
 
-        ``set_target`` passes the value read here as the expected old value, and the ref update
-        happens under the ref's lock file, so a writer that got in between makes it fail.
+        With hooks (or a commit built while there were), ``git push`` does it, checking the
+        old value. Without, ``set_target`` passes the value read here as the expected old
+        value and updates the ref under its lock file, so a writer in between makes it fail.
         """
+        if self.receive_hooks() or commit not in self._repo:
+            self._push(base, commit)
+            return
         ref = self._repo.references.get(self._ref)
         if ref is None or ref.target != base:
             raise PushRejectedError
@@ -151,29 +191,67 @@ class LocalStore:
             logger.warning("cannot move %s in %s: %s", self._ref, self._path, exc)
             raise DnsBackendError("the git repository refused to move its branch") from exc
 
-    def close(self) -> None:
-        """Free libgit2's handles on the repository."""
-        self._repo.free()
+    def _push(self, base: pygit2.Oid, commit: pygit2.Oid) -> None:
+        """Push from the staging repository: ``git receive-pack`` runs the hooks."""
+        staging = self._staging_repo()
+        try:
+            push_compare_and_swap(
+                staging.path, self._path, self._ref, str(base), str(commit), env=self._env
+            )
+        except PushRefusedError as exc:
+            if self.tip() != base:
+                raise PushRejectedError from exc
+            logger.warning("%s refused the push: %s", self._path, exc.reason)
+            raise DnsBackendError(f"the git repository refused the push: {exc.reason}") from exc
+        except GitTransferError as exc:
+            now = self.tip()
+            if now == commit:
+                return
+            if now != base:
+                raise PushRejectedError from exc
+            detail = main_line(exc.result.stderr)
+            logger.warning("git push to %s failed: %s", self._path, for_log(exc.result.stderr))
+            raise DnsBackendError(f"pushing to the git repository failed: {detail}") from exc
 
+    def _staging_repo(self) -> pygit2.Repository:
+        """Open (creating it) the repository that borrows the zone repository's objects.
 
-class _Callbacks(pygit2.RemoteCallbacks):
-    """Credentials, strict host key checking, and the server's verdict on each pushed ref."""
-
-    def __init__(self, credentials: pygit2.KeypairFromMemory | None) -> None:
-        super().__init__(credentials=credentials)
-        self.refused: str | None = None
-
-    def certificate_check(self, certificate: None, valid: bool, host: bytes) -> bool:
-        """Accept only what libgit2 verified: known_hosts for SSH, the CA chain for https.
-
-        pygit2's default accepts any SSH host key; this refuses unknown and changed ones.
+        Commits built there reach the zone repository only through ``git receive-pack``, so a
+        refusing hook leaves nothing behind in it.
         """
-        return bool(valid)
+        if self._staging is None:
+            path = str(self._staging_path)
+            try:
+                repo = pygit2.Repository(path)
+            except (pygit2.GitError, KeyError):
+                shutil.rmtree(path, ignore_errors=True)  # half-created by a crash: start again
+                repo = pygit2.init_repository(path, bare=True)
+            info = Path(repo.path, "objects", "info")
+            wanted = os.path.join(self._repo.path, "objects") + "\n"
+            try:
+                current = (info / "alternates").read_text()
+            except OSError:
+                current = ""
+            if current != wanted:
+                info.mkdir(parents=True, exist_ok=True)
+                partial = info / f"alternates.{os.getpid()}.tmp"
+                partial.write_text(wanted)
+                partial.replace(info / "alternates")
+                repo.free()
+                repo = pygit2.Repository(path)  # libgit2 reads alternates when it opens
+            self._staging = repo
+        return self._staging
 
-    def push_update_reference(self, refname: str, message: str | None) -> None:
-        """Remember a ref the server refused (hook, lock, or a concurrent update)."""
-        if message:
-            self.refused = message
+    def close(self) -> None:
+        """Free libgit2's handles on the repositories."""
+        self._repo.free()
+        if self._staging is not None:
+            self._staging.free()
+
+
+def _executable(path: str) -> bool:
+    """Tell whether git would run ``path`` as a hook (an executable file)."""
+    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 class CloneStore:
@@ -185,29 +263,19 @@ class CloneStore:
 
     authoritative = False
 
-    def __init__(self, settings: GitSettings) -> None:
+    def __init__(self, settings: GitSettings, network: Network) -> None:
         self._remote = settings.remote
-        self._ssh_key = settings.ssh_key
-        self._known_hosts = settings.known_hosts
-        self._home = settings.workdir / f"ssh-{settings.remote.slug}"
-        pygit2.settings.server_connect_timeout = CONNECT_TIMEOUT_MS
-        pygit2.settings.server_timeout = IO_TIMEOUT_MS
-        self._repo = self._open_or_init(settings.workdir / f"clone-{settings.remote.slug}.git")
-        self._origin = self._repo.remotes["origin"]
-        self._branch = settings.remote.branch or self._remote_default_branch()
-        self._tracking = f"refs/remotes/origin/{self._branch}"
-
-    def _open_or_init(self, path: Path) -> pygit2.Repository:
-        """Open the clone, or create it (a half-created one from a crash is started again)."""
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._network = network
         try:
-            repo = pygit2.Repository(str(path))
-        except (pygit2.GitError, KeyError):
-            shutil.rmtree(path, ignore_errors=True)
-            repo = pygit2.init_repository(str(path), bare=True)
-        if "origin" not in [remote.name for remote in repo.remotes]:
-            repo.remotes.create("origin", self._remote.url)
-        return repo
+            self._repo = _open_or_init(
+                settings.workdir / f"clone-{settings.remote.slug}.git", settings.remote.url
+            )
+            self._branch = settings.remote.branch or network.default_branch(self._repo)
+        except BaseException:
+            network.close()
+            raise
+        self._ref = f"refs/heads/{self._branch}"
+        self._tracking = f"refs/remotes/origin/{self._branch}"
 
     @property
     def repo(self) -> pygit2.Repository:
@@ -224,33 +292,31 @@ class CloneStore:
     def refresh(self) -> pygit2.Oid:
         """Fetch the branch (only the tip commit the first time: history is never needed)."""
         depth = 0 if self._repo.references.get(self._tracking) is not None else 1
-        refspec = f"+refs/heads/{self._branch}:{self._tracking}"
-        with self._network("fetch") as callbacks:
-            self._origin.fetch([refspec], callbacks=callbacks, depth=depth)
+        self._network.fetch(self._repo, f"+{self._ref}:{self._tracking}", depth)
         ref = self._repo.references.get(self._tracking)
         if ref is None:
             raise DnsBackendError(f"the git remote has no branch {self._branch!r}")
         return _direct_target(ref)
 
     def publish(self, base: pygit2.Oid, commit: pygit2.Oid) -> None:
-        """Push ``commit`` without force; find out from the remote what happened if it failed."""
+        """Push ``commit``; when the remote gave no clear verdict, ask it what happened."""
         refused: str | None = None
         try:
-            with self._network("push") as callbacks:
-                self._origin.push([f"{commit}:refs/heads/{self._branch}"], callbacks=callbacks)
-            refused = callbacks.refused
+            self._network.push(self._repo, base, commit, self._ref)
+        except PushRefusedError as exc:
+            refused = exc.reason
         except DnsBackendUnavailableError:
             pass  # rejected before sending (the branch moved) or cut off: ask the remote
         else:
-            if refused is None:
-                self._repo.references.create(self._tracking, commit, force=True)
-                return
+            self._repo.references.create(self._tracking, commit, force=True)
+            return
         self._reconcile(base, commit, refused)
 
     def _reconcile(self, base: pygit2.Oid, commit: pygit2.Oid, refused: str | None) -> None:
         """Ask the remote whether a failed push landed, lost a race, or was refused.
 
-        libgit2's errors alone do not say which, and nothing may claim success on a guess.
+        A refusal can be a lost race too (the branch moved while the remote held its lock);
+        nothing may claim success on a guess.
         """
         now = self.refresh()
         if now == commit:
@@ -258,77 +324,23 @@ class CloneStore:
         if now != base:
             raise PushRejectedError
         if refused is not None:
-            logger.warning("%s refused the push: %s", self._remote.display, refused)
-            raise DnsBackendError(f"the git remote refused the push: {refused[:120]}")
+            raise DnsBackendError(f"the git remote refused the push: {refused}")
         raise DnsBackendUnavailableError("the push to the git remote failed, try again later")
 
     def close(self) -> None:
-        """Free libgit2's handles on the clone."""
+        """Close the network's connection and free libgit2's handles on the clone."""
+        self._network.close()
         self._repo.free()
 
-    def _remote_default_branch(self) -> str:
-        """Ask the remote which branch its HEAD names (only when none is configured)."""
-        with self._network("list branches") as callbacks:
-            heads = self._origin.list_heads(callbacks=callbacks)
-        names = {head.name for head in heads}
-        for head in heads:
-            target = head.symref_target
-            if head.name == "HEAD" and target is not None and target in names:
-                return target.removeprefix("refs/heads/")
-        return DEFAULT_BRANCH
 
-    @contextmanager
-    def _network(self, action: str) -> Iterator[_Callbacks]:
-        """Run one network operation with this remote's credentials and known_hosts.
-
-        Raises:
-            DnsBackendError: the host key or the SSH key was refused (retrying will not help).
-            DnsBackendUnavailableError: any other failure (unreachable, timeout, broken pipe).
-        """
-        credentials = None
-        if self._remote.kind == "ssh" and self._ssh_key is not None:
-            credentials = pygit2.KeypairFromMemory(self._remote.user, None, self._ssh_key, "")
-        callbacks = _Callbacks(credentials)
-        with _NETWORK_LOCK:
-            previous_home = pygit2.settings.homedir
-            if self._remote.kind == "ssh":
-                self._write_known_hosts()
-                pygit2.settings.homedir = str(self._home)
-            try:
-                yield callbacks
-            except pygit2.GitError as exc:
-                raise self._translate(exc, action) from exc
-            finally:
-                if previous_home is not None:
-                    pygit2.settings.homedir = previous_home
-
-    def _write_known_hosts(self) -> None:
-        """Put the configured known_hosts where libgit2 looks for it (atomically)."""
-        ssh_dir = self._home / ".ssh"
-        ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = ssh_dir / "known_hosts"
-        content = self._known_hosts or ""
-        if target.exists() and target.read_text(encoding="utf-8") == content:
-            return
-        partial = ssh_dir / f"known_hosts.{os.getpid()}.tmp"
-        partial.write_text(content, encoding="utf-8")
-        partial.replace(target)
-
-    def _translate(self, exc: pygit2.GitError, action: str) -> DnsBackendError:
-        """Turn a libgit2 failure into a short public error; the details go to the log only."""
-        detail = str(exc).replace(self._remote.url, self._remote.display)
-        logger.warning("git %s with %s failed: %s", action, self._remote.display, detail)
-        host = self._remote.host
-        if isinstance(exc, pygit2.CertificateError) and self._remote.kind == "ssh":
-            return DnsBackendError(
-                f"refusing to connect to {host}: its SSH host key is not in known_hosts or does "
-                "not match it (check DJANGO_GIT_KNOWN_HOSTS)"
-            )
-        if isinstance(exc, pygit2.CertificateError):
-            return DnsBackendError(f"refusing to connect to {host}: invalid TLS certificate")
-        if "authenticat" in detail.lower():
-            return DnsBackendError(
-                f"{host} refused the SSH key for user {self._remote.user!r} "
-                "(check DJANGO_GIT_SSH_KEY)"
-            )
-        return DnsBackendUnavailableError(f"the git remote {host} is unreachable ({action})")
+def _open_or_init(path: Path, url: str) -> pygit2.Repository:
+    """Open the clone, or create it (a half-created one from a crash is started again)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        repo = pygit2.Repository(str(path))
+    except (pygit2.GitError, KeyError):
+        shutil.rmtree(path, ignore_errors=True)
+        repo = pygit2.init_repository(str(path), bare=True)
+    if "origin" not in [remote.name for remote in repo.remotes]:
+        repo.remotes.create("origin", url)
+    return repo

@@ -1,7 +1,8 @@
 """Many writers, one remote: no record is lost, whatever the mix of threads, processes, hosts.
 
-Hosts are simulated by separate work directories. Each scenario runs over a local remote and
-over SSH, whose paths to the remote differ (compare-and-swap vs. push to receive-pack).
+Hosts are simulated by separate work directories. Each scenario runs over a local remote, over
+a local remote with a receive hook, and over SSH, whose paths to the remote differ
+(compare-and-swap; ``git push`` to receive-pack with a lease; push over one SSH connection).
 """
 
 from __future__ import annotations
@@ -34,10 +35,14 @@ def remote(tmp_path: Path) -> Path:
     return make_remote(tmp_path / "zones.git")
 
 
-@pytest.fixture(params=["file", "ssh"])
+@pytest.fixture(params=["file", "file-with-hook", "ssh"])
 def environ_for(request: pytest.FixtureRequest, remote: Path) -> EnvironFactory:
     """Return a function giving the backend environment for a work directory."""
-    if request.param == "file":
+    if request.param == "file-with-hook":
+        hook = remote / "hooks" / "post-receive"
+        hook.write_text(f"#!/bin/sh\ncat >> '{remote.parent / 'post-receive.log'}'\n")
+        hook.chmod(0o755)
+    if request.param.startswith("file"):
         return lambda workdir: {
             "DJANGO_GIT_REPO": f"file://{remote}@main",
             "DJANGO_GIT_WORKDIR": str(workdir),

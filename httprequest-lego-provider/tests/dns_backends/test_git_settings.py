@@ -113,7 +113,16 @@ def test_ssh_settings_are_read_with_defaults() -> None:
     assert settings.known_hosts == KNOWN_HOSTS
     assert settings.workdir == Path("/var/lib/provider/git-workdir")
     assert settings.author_name == "httprequest-lego-provider"
+    assert settings.ssh_transport == "openssh"
     assert KEY not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("openssh", "openssh"), ("libgit2", "libgit2"), (" LibGit2 ", "libgit2")]
+)
+def test_the_ssh_transport_can_be_chosen(raw: str, expected: str) -> None:
+    settings = settings_from_env(ssh_environ(DJANGO_GIT_SSH_TRANSPORT=raw))
+    assert settings.ssh_transport == expected
 
 
 def test_key_and_known_hosts_can_come_from_files(tmp_path: Path) -> None:
@@ -167,6 +176,7 @@ def test_local_remote_needs_no_ssh_material() -> None:
             {"DJANGO_GIT_KNOWN_HOSTS": "", "DJANGO_GIT_KNOWN_HOSTS_FILE": "/nonexistent/kh"},
             "DJANGO_GIT_KNOWN_HOSTS_FILE",
         ),
+        ({"DJANGO_GIT_SSH_TRANSPORT": "paramiko"}, "DJANGO_GIT_SSH_TRANSPORT='paramiko'"),
     ],
 )
 def test_bad_configuration_names_the_variable(overrides: dict[str, str], variable: str) -> None:

@@ -1,4 +1,8 @@
-"""The git backend over SSH to a real local sshd, with strict host key checking."""
+"""The git backend over SSH to a real local sshd, with strict host key checking.
+
+The contract runs over the default transport (git and one reused OpenSSH connection); the
+failure mappings run over both transports, which must report them the same way.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from tests.dns_backends.contract import DnsBackendContract, token
 from tests.dns_backends.git_fixtures import (
     SEED_ZONES,
     commit_messages,
+    git,
     make_remote,
     push_behind_the_back,
     remote_file,
@@ -39,6 +44,13 @@ def ssh_environ(sshd: SshServer, remote: Path, workdir: Path, **overrides: str) 
     }
     environ.update(overrides)
     return environ
+
+
+@pytest.fixture(params=["openssh", "libgit2"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """``DJANGO_GIT_SSH_TRANSPORT`` for the tests that must behave alike with both."""
+    value: str = request.param
+    return value
 
 
 @pytest.fixture
@@ -70,15 +82,22 @@ def test_present_over_ssh_writes_the_reference_line_and_commit(
 
 
 def test_a_push_behind_the_clones_back_is_fetched_and_the_change_re_applied(
-    backend: GitBackend, remote: Path, tmp_path: Path
+    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
 ) -> None:
     """A stale persistent clone has its push rejected, fetches, re-applies and pushes again.
 
     Both the other writer's change and ours are kept, ours on top.
     """
-    backend.present("_acme-challenge.a.example.com", token("a"))
-    push_behind_the_back(remote, tmp_path / "team", "example.com.domain", b"new IN A 192.0.2.7\n")
-    backend.present("_acme-challenge.b.example.com", token("b"))
+    environ = ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_SSH_TRANSPORT=transport)
+    backend = from_env(environ)
+    try:
+        backend.present("_acme-challenge.a.example.com", token("a"))
+        push_behind_the_back(
+            remote, tmp_path / "team", "example.com.domain", b"new IN A 192.0.2.7\n"
+        )
+        backend.present("_acme-challenge.b.example.com", token("b"))
+    finally:
+        backend.close()
     zone = remote_file(remote, "example.com.domain")
     assert b"new IN A 192.0.2.7\n" in zone
     assert token("a").encode() in zone
@@ -90,26 +109,37 @@ def test_a_push_behind_the_clones_back_is_fetched_and_the_change_re_applied(
     ]
 
 
-def test_a_push_refused_by_a_hook_raises_and_publishes_nothing(
-    backend: GitBackend, remote: Path
+def test_a_push_refused_by_a_hook_raises_with_its_reason_and_publishes_nothing(
+    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
 ) -> None:
     hook = remote / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'zone freeze in effect' >&2\nexit 1\n")
     hook.chmod(0o755)
-    with pytest.raises(DnsBackendError, match="refused the push") as raised:
-        backend.present("_acme-challenge.www.example.com", token("a"))
-    assert not isinstance(raised.value, DnsBackendUnavailableError)
-    assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
-    assert backend.values("_acme-challenge.www.example.com") == set()
+    backend = from_env(
+        ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_SSH_TRANSPORT=transport)
+    )
+    try:
+        with pytest.raises(DnsBackendError, match="refused the push") as raised:
+            backend.present("_acme-challenge.www.example.com", token("a"))
+        assert "zone freeze in effect" in raised.value.public_message
+        assert not isinstance(raised.value, DnsBackendUnavailableError)
+        assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
+        assert backend.values("_acme-challenge.www.example.com") == set()
+    finally:
+        backend.close()
 
 
 def test_a_host_key_that_does_not_match_known_hosts_is_refused(
-    sshd: SshServer, remote: Path, tmp_path: Path
+    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
 ) -> None:
-    _, impostor_public = sshd.keygen("impostor")
+    _, impostor_public = sshd.keygen(f"impostor-{transport}")
     backend = from_env(
         ssh_environ(
-            sshd, remote, tmp_path / "work", DJANGO_GIT_KNOWN_HOSTS=sshd.host_line(impostor_public)
+            sshd,
+            remote,
+            tmp_path / "work",
+            DJANGO_GIT_KNOWN_HOSTS=sshd.host_line(impostor_public),
+            DJANGO_GIT_SSH_TRANSPORT=transport,
         )
     )
     try:
@@ -121,11 +151,17 @@ def test_a_host_key_that_does_not_match_known_hosts_is_refused(
 
 
 def test_known_hosts_without_this_host_is_refused(
-    sshd: SshServer, remote: Path, tmp_path: Path
+    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
 ) -> None:
     other_host = sshd.known_hosts.replace("[127.0.0.1]", "[192.0.2.1]")
     backend = from_env(
-        ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_KNOWN_HOSTS=other_host)
+        ssh_environ(
+            sshd,
+            remote,
+            tmp_path / "work",
+            DJANGO_GIT_KNOWN_HOSTS=other_host,
+            DJANGO_GIT_SSH_TRANSPORT=transport,
+        )
     )
     try:
         with pytest.raises(DnsBackendError, match="host key"):
@@ -180,11 +216,17 @@ def test_a_good_and_a_bad_known_hosts_in_one_process_do_not_mix(
 
 
 def test_a_key_the_server_does_not_accept_is_a_clear_error_without_the_key(
-    sshd: SshServer, remote: Path, tmp_path: Path
+    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
 ) -> None:
-    stranger_private, _ = sshd.keygen("stranger")
+    stranger_private, _ = sshd.keygen(f"stranger-{transport}")
     backend = from_env(
-        ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_SSH_KEY=stranger_private)
+        ssh_environ(
+            sshd,
+            remote,
+            tmp_path / "work",
+            DJANGO_GIT_SSH_KEY=stranger_private,
+            DJANGO_GIT_SSH_TRANSPORT=transport,
+        )
     )
     try:
         with pytest.raises(DnsBackendError, match="refused the SSH key") as raised:
@@ -197,10 +239,18 @@ def test_a_key_the_server_does_not_accept_is_a_clear_error_without_the_key(
 
 
 def test_an_unreachable_remote_is_unavailable(
-    sshd: SshServer, remote: Path, tmp_path: Path
+    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
 ) -> None:
     url = f"git+ssh://root@127.0.0.1:{unused_port()}{remote}@main"
-    backend = from_env(ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_REPO=url))
+    backend = from_env(
+        ssh_environ(
+            sshd,
+            remote,
+            tmp_path / "work",
+            DJANGO_GIT_REPO=url,
+            DJANGO_GIT_SSH_TRANSPORT=transport,
+        )
+    )
     try:
         with pytest.raises(DnsBackendUnavailableError, match="unreachable"):
             backend.present("_acme-challenge.www.example.com", token("a"))
@@ -226,3 +276,60 @@ def test_the_clone_is_kept_between_requests_and_is_shallow(
     assert (clones[0] / "shallow").exists()
     backend.present("_acme-challenge.b.example.com", token("b"))
     assert list((tmp_path / "work").glob("clone-*.git")) == clones
+
+
+def test_a_missing_branch_is_a_backend_error_naming_it(
+    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
+) -> None:
+    url = sshd.url(remote, "nope")
+    backend = from_env(
+        ssh_environ(
+            sshd,
+            remote,
+            tmp_path / "work",
+            DJANGO_GIT_REPO=url,
+            DJANGO_GIT_SSH_TRANSPORT=transport,
+        )
+    )
+    try:
+        with pytest.raises(DnsBackendError, match="no branch 'nope'") as raised:
+            backend.present("_acme-challenge.www.example.com", token("a"))
+        assert not isinstance(raised.value, DnsBackendUnavailableError)
+    finally:
+        backend.close()
+
+
+def test_a_missing_repository_is_a_backend_error(
+    sshd: SshServer, remote: Path, tmp_path: Path
+) -> None:
+    url = sshd.url(tmp_path / "missing.git")
+    backend = from_env(ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_REPO=url))
+    try:
+        with pytest.raises(DnsBackendError, match="no git repository at") as raised:
+            backend.present("_acme-challenge.www.example.com", token("a"))
+        assert not isinstance(raised.value, DnsBackendUnavailableError)
+    finally:
+        backend.close()
+
+
+def test_without_a_branch_the_remote_head_branch_is_written(
+    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
+) -> None:
+    git("--git-dir", remote, "branch", "dns", "main")
+    git("--git-dir", remote, "symbolic-ref", "HEAD", "refs/heads/dns")
+    url = sshd.url(remote, branch=None)
+    backend = from_env(
+        ssh_environ(
+            sshd,
+            remote,
+            tmp_path / "work",
+            DJANGO_GIT_REPO=url,
+            DJANGO_GIT_SSH_TRANSPORT=transport,
+        )
+    )
+    try:
+        backend.present("_acme-challenge.www.example.com", token("a"))
+    finally:
+        backend.close()
+    assert token("a").encode() in remote_file(remote, "example.com.domain", branch="dns")
+    assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
