@@ -27,13 +27,8 @@ sys.path.insert(0, str(ROOT / "httprequest-lego-provider"))
 sys.path.insert(0, str(ROOT / "httprequest-lego-provider" / "httprequest_lego_provider"))
 
 from tests.dns_backends.contract import token  # noqa: E402
-from tests.provider_server import (  # noqa: E402
-    create_machine_user,
-    gunicorn_server,
-    manage,
-    postgresql_database,
-    provider_environment,
-)
+from tests.processes import running  # noqa: E402
+from tests.provider_server import ProviderServer, postgresql_database  # noqa: E402
 
 ZONE_FILE = "example.com.domain"
 
@@ -53,7 +48,9 @@ def make_remote(path: Path, commits: int) -> Path:
         lines.append(f"M 100644 inline history.txt\ndata {len(history)}\n".encode() + history)
         lines.append(b"\n")
     subprocess.run(
-        ["git", "--git-dir", str(path), "fast-import", "--quiet"], input=b"".join(lines), check=True
+        ["git", "--git-dir", str(path), "fast-import", "--quiet"],
+        input=b"".join(lines),
+        check=True,
     )
     return path
 
@@ -74,7 +71,10 @@ class Client:
         host, port = base_url.removeprefix("http://").split(":")
         self.conn = http.client.HTTPConnection(host, int(port), timeout=60)
         credentials = b64encode(f"{user}:{password}".encode()).decode()
-        self.headers = {"Authorization": f"Basic {credentials}", "Content-Type": "application/json"}
+        self.headers = {
+            "Authorization": f"Basic {credentials}",
+            "Content-Type": "application/json",
+        }
 
     def call(self, path: str, name: str, value: str) -> tuple[int, float]:
         body = json.dumps({"fqdn": name + ".", "value": value})
@@ -108,7 +108,9 @@ def latency(url: str, auth: tuple[str, str], rounds: int, tag: str) -> None:
         )
 
 
-def throughput(url: str, auth: tuple[str, str], clients: int, per_client: int, remote: Path) -> None:
+def throughput(
+    url: str, auth: tuple[str, str], clients: int, per_client: int, remote: Path
+) -> None:
     answered: list[tuple[str, str]] = []
     failures: list[int] = []
     lock = threading.Lock()
@@ -149,7 +151,9 @@ def throughput(url: str, auth: tuple[str, str], clients: int, per_client: int, r
 def worker_rss_mb(master_pid_hint: str) -> list[float]:
     out = subprocess.run(["ps", "-eo", "pid,ppid,rss,args"], capture_output=True, text=True).stdout
     rows = [line.split(None, 3) for line in out.splitlines()[1:]]
-    masters = {r[0] for r in rows if master_pid_hint in r[3] and r[1] != "1" and "gunicorn" in r[3]}
+    masters = {
+        r[0] for r in rows if master_pid_hint in r[3] and r[1] != "1" and "gunicorn" in r[3]
+    }
     return [int(r[2]) / 1024 for r in rows if r[1] in masters]
 
 
@@ -162,19 +166,16 @@ def main() -> None:
         tmp_path = Path(tmp)
         for commits in (2_000, 20_000):
             remote = make_remote(tmp_path / f"remote{commits}.git", commits)
-            env = provider_environment(
-                database,
-                {
-                    "DJANGO_DNS_BACKEND": "git",
-                    "DJANGO_GIT_REPO": f"file://{remote}@main",
-                    "DJANGO_GIT_WORKDIR": str(tmp_path / f"work{commits}"),
-                    "DJANGO_DATA_DIR": str(tmp_path / "data"),
-                    "DJANGO_LOG_LEVEL": "WARNING",
-                },
-            )
-            manage(env, "migrate", "--noinput")
-            auth = ("bench", create_machine_user(env, "bench", "--subdomains", "example.com"))
-            with gunicorn_server(env, log=tmp_path / "gunicorn.log") as url:
+            backend_env = {
+                "DJANGO_DNS_BACKEND": "git",
+                "DJANGO_GIT_REPO": f"file://{remote}@main",
+                "DJANGO_LOG_LEVEL": "WARNING",
+            }
+            host = tmp_path / f"host{commits}"
+            server = ProviderServer(host, backend_env, database_url=database)
+            with running(server):
+                url = server.url
+                auth = ("bench", server.create_user("bench", subdomains="example.com"))
                 print(f"remote with {commits} commits of history:")
                 latency(url, auth, rounds, f"h{commits}")
                 if commits == 20_000:

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,37 +23,10 @@ import dns.tsig
 import dns.update
 import dns.zone
 
-LOOPBACK = "127.0.0.1"
-
-
-class InfraError(RuntimeError):
-    """A test tool is missing or did not start; the message says which and why."""
-
-
-def require_tool(name: str) -> str:
-    """Return the path of an installed program, or fail naming the Debian package to install."""
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
-    if path is None:
-        raise InfraError(
-            f"{name} is not installed: run scripts/bootstrap "
-            "(Debian packages bind9, bind9-utils, bind9-dnsutils, lego, pebble)"
-        )
-    return path
-
-
-def free_port() -> int:
-    """Return a loopback port that is free for both TCP and UDP right now (DNS needs both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((LOOPBACK, 0))
-            port: int = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return port
-    raise InfraError("no free loopback port for both TCP and UDP")
+# LOOPBACK and free_port are re-exported: the RFC 2136 backend tests take them from here.
+from tests.processes import LOOPBACK as LOOPBACK
+from tests.processes import InfraError, ManagedProcess, require_tool, run
+from tests.processes import free_port as free_port
 
 
 @dataclass(frozen=True)
@@ -133,8 +102,7 @@ class NamedServer:
         self.rndc_port = free_port()
         self.rndc_key = TsigKey("rndc-key")
         self.rndc_key_file = directory / "rndc.key"
-        self.log_file = directory / "named.log"
-        self._process: subprocess.Popen[bytes] | None = None
+        self.process = ManagedProcess("named", directory / "named.log")
 
     @property
     def address(self) -> str:
@@ -156,46 +124,27 @@ class NamedServer:
         self.rndc_key_file.write_text(self.rndc_key.bind_clause())
         conf = self.directory / "named.conf"
         conf.write_text(self._config())
-        with self.log_file.open("wb") as log:
-            self._process = subprocess.Popen(
-                [named, "-g", "-4", "-n", "2", "-c", str(conf)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.directory,
-            )
-        deadline = time.monotonic() + timeout
         pending = [z.name for z in self.zones]
-        while pending:
-            if self._process.poll() is not None:
-                raise InfraError(f"named exited with {self._process.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise InfraError(
-                    f"named did not serve {pending} within {timeout} s:\n{self.log()}"
-                )
-            if self.is_serving(pending[0]):
+
+        def serving_every_zone() -> bool:
+            while pending and self.is_serving(pending[0]):
                 pending.pop(0)
-            else:
-                time.sleep(0.05)
+            return not pending
+
+        self.process.start(
+            [named, "-g", "-4", "-n", "2", "-c", str(conf)],
+            ready=serving_every_zone,
+            timeout=timeout,
+            cwd=self.directory,
+        )
 
     def stop(self) -> None:
-        """Terminate the process we started (by its PID) and reap it."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        """Terminate the named we started (by its PID) and reap it."""
+        self.process.stop(timeout=10)
 
     def log(self) -> str:
         """Return the tail of named's log (for failure messages)."""
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-40:])
-        except FileNotFoundError:
-            return "(no log)"
+        return self.process.log()
 
     def is_serving(self, zone: str) -> bool:
         """True when the server answers the zone's SOA authoritatively."""
@@ -226,26 +175,8 @@ class NamedServer:
 
     def rndc(self, *args: str) -> str:
         """Run an rndc command against this server's own control channel."""
-        rndc = require_tool("rndc")
-        result = subprocess.run(
-            [
-                rndc,
-                "-s",
-                LOOPBACK,
-                "-p",
-                str(self.rndc_port),
-                "-k",
-                str(self.rndc_key_file),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise InfraError(f"rndc {' '.join(args)} failed: {result.stdout}{result.stderr}")
-        return result.stdout
+        key = ["-s", LOOPBACK, "-p", str(self.rndc_port), "-k", str(self.rndc_key_file)]
+        return run([require_tool("rndc"), *key, *args], timeout=30)
 
     def clear_txt_records(self, key: TsigKey) -> None:
         """Delete every TXT RRset from the dynamic zones, so each test starts from empty zones.

@@ -1,43 +1,40 @@
-"""Run the real provider under gunicorn in a subprocess, for tests through HTTP.
+"""The provider as deployed, for tests through HTTP: management commands, then gunicorn.
 
-Each server gets its own PostgreSQL database (created and dropped here) unless it is given the
-URL of one to share, and its own environment for the DNS backend.
+A :class:`ProviderServer` is configured only by environment variables, as in production. It
+keeps its data (SQLite database, git work directory) and its log in its own directory; given
+the URL of a PostgreSQL database (see :func:`postgresql_database`) it uses that instead of
+SQLite, so two servers can share one database as two hosts of a deployment do.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import secrets
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
+from tests.processes import LOOPBACK, InfraError, ManagedProcess, free_port, run
+
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "httprequest_lego_provider"
 ADMIN_URL = os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
 def postgresql_database() -> Iterator[str]:
     """Create an empty database on the test server; yield its URL; drop it afterwards."""
     name = f"hlp_test_{secrets.token_hex(6)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        raise InfraError(
+            f"cannot create a database at {ADMIN_URL} (set TEST_POSTGRESQL_URL): {exc}"
+        ) from exc
     try:
         yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
@@ -45,91 +42,130 @@ def postgresql_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def provider_environment(database_url: str, backend_env: Mapping[str, str]) -> dict[str, str]:
-    """The environment of a provider process: production settings from variables only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "POSTGRESQL_"))}
-    env.update(
-        DJANGO_SECRET_KEY="test-" + secrets.token_urlsafe(32),
-        DJANGO_ALLOWED_HOSTS='["127.0.0.1"]',
-        POSTGRESQL_DB_CONNECT_STRING=database_url,
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(backend_env)
-    return env
+class ProviderServer:
+    """The real Django service in its own processes (a gunicorn arbiter and its workers).
 
-
-def manage(env: Mapping[str, str], *args: str) -> str:
-    """Run a management command in the provider's project folder; return its output."""
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT_DIR,
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def create_machine_user(env: Mapping[str, str], username: str, *grants: str) -> str:
-    """Create a user with a generated password and grants; return the password.
-
-    ``grants`` are extra arguments for ``allow_domains`` (``--domains``, ``a,b`` ...).
+    Args:
+        directory: the server's own folder: ``data`` (``DJANGO_DATA_DIR``) and ``gunicorn.log``.
+        backend_env: the DNS backend's variables (``DJANGO_DNS_BACKEND`` ...); they may also
+            override the defaults, e.g. ``DJANGO_LOG_LEVEL``.
+        database_url: a PostgreSQL URL; without one the server uses SQLite in its data folder.
+        workers, threads: gunicorn's ``gthread`` pool, as the rock runs it.
     """
-    out = manage(env, "create_user", username)
-    password = next(line for line in out.splitlines() if line.startswith("password: "))
-    if grants:
-        manage(env, "allow_domains", username, *grants)
-    return password.removeprefix("password: ")
 
+    def __init__(
+        self,
+        directory: Path,
+        backend_env: Mapping[str, str],
+        *,
+        database_url: str | None = None,
+        workers: int = 2,
+        threads: int = 8,
+    ) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.workers = workers
+        self.threads = threads
+        # The caller's environment without its provider settings, which come only from here.
+        self.env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("DJANGO_", "POSTGRESQL_"))
+        }
+        self.env |= {
+            "HOME": str(directory),  # no git configuration of the user running the tests
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": f'["{LOOPBACK}"]',
+            "DJANGO_DATA_DIR": str(directory / "data"),
+            "DJANGO_LOG_LEVEL": "INFO",
+        }
+        if database_url:
+            self.env["POSTGRESQL_DB_CONNECT_STRING"] = database_url
+        self.env.update(backend_env)
+        self.process = ManagedProcess("gunicorn", directory / "gunicorn.log", log_lines=60)
 
-@contextmanager
-def gunicorn_server(
-    env: Mapping[str, str], *, workers: int = 2, threads: int = 8, log: Path | None = None
-) -> Iterator[str]:
-    """Start gunicorn on a free loopback port; yield its base URL; stop it afterwards."""
-    port = free_port()
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "httprequest_lego_provider.wsgi:application",
-            "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-            "--worker-class", "gthread", "--threads", str(threads), "--timeout", "60",
-        ],
-        cwd=PROJECT_DIR,
-        env=dict(env),
-        stdout=out,
-        stderr=out,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, process)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if log:
-            out.close()  # type: ignore[union-attr]
+    @property
+    def url(self) -> str:
+        """The base URL (lego's ``HTTPREQ_ENDPOINT``)."""
+        return f"http://{LOOPBACK}:{self.port}"
 
+    def manage(self, *args: str) -> str:
+        """Run ``manage.py`` with the server's environment; return its output.
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode} before serving")
-        try:
-            urllib.request.urlopen(url + "/present", timeout=2)  # noqa: S310 - loopback URL
-        except urllib.error.HTTPError:
-            return  # 401/405: the application answers
-        except OSError:
-            time.sleep(0.2)
+        Raises:
+            InfraError: the command failed; the message holds its output.
+        """
+        return run(
+            [sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=self.env, timeout=120
+        )
+
+    def create_user(
+        self,
+        username: str,
+        password: str | None = None,
+        *,
+        domains: str = "",
+        subdomains: str = "",
+    ) -> str:
+        """Create a user (or reset its password) with grants, as an operator would.
+
+        Args:
+            username: the user to create.
+            password: the password to set; without one the command generates and prints one.
+            domains: comma-separated names the user may manage exactly.
+            subdomains: comma-separated names strictly below which the user may manage names.
+
+        Returns:
+            The password to send with basic auth.
+        """
+        if password is None:
+            out = self.manage("create_user", username)
+            line = next(line for line in out.splitlines() if line.startswith("password: "))
+            password = line.removeprefix("password: ")
         else:
-            return
-    raise RuntimeError("gunicorn did not answer within 60 s")
+            self.manage("create_user", username, "--", password)  # it may start with "-"
+        grants: list[str] = []
+        if domains:
+            grants += ["--domains", domains]
+        if subdomains:
+            grants += ["--subdomains", subdomains]
+        if grants:
+            self.manage("allow_domains", username, *grants)
+        return password
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Migrate the database, then serve; return once HTTP answers."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.manage("migrate", "--noinput")
+        self.process.start(
+            [
+                sys.executable, "-m", "gunicorn", "httprequest_lego_provider.wsgi:application",
+                "--bind", f"{LOOPBACK}:{self.port}", "--workers", str(self.workers),
+                "--worker-class", "gthread", "--threads", str(self.threads), "--timeout", "60",
+                "--access-logfile", "-",
+            ],
+            ready=self._answers,
+            timeout=timeout,
+            cwd=PROJECT_DIR,
+            env=self.env,
+        )  # fmt: skip
+
+    def _answers(self) -> bool:
+        """Any HTTP answer below 500 to an anonymous GET /present (401, 405) means it serves."""
+        connection = http.client.HTTPConnection(LOOPBACK, self.port, timeout=2)
+        try:
+            connection.request("GET", "/present")
+            return connection.getresponse().status < 500
+        except OSError:
+            return False
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        """Stop gunicorn's arbiter by its PID (it stops its workers) and reap it."""
+        self.process.stop(timeout=20)
+
+    def log(self) -> str:
+        """Return the tail of gunicorn's log (the service logs to stderr)."""
+        return self.process.log()

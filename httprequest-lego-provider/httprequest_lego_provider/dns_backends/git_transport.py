@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BRANCH = "main"
 # The hooks ``git receive-pack`` runs; any of them makes a local publish go through it.
+# How long another writer may hold the branch's lock file before we call the lock stale.
+LOCK_WAIT_SECONDS = 2.0
 RECEIVE_HOOKS = ("pre-receive", "update", "post-receive", "post-update", "reference-transaction")
 
 
@@ -186,10 +189,29 @@ class LocalStore:
         try:
             ref.set_target(commit, "httprequest-lego-provider")
         except (pygit2.GitError, OSError) as exc:  # a lock file is reported as OSError
-            if self.tip() != base:
+            if self._lost_to_another_writer(base):
                 raise PushRejectedError from exc
             logger.warning("cannot move %s in %s: %s", self._ref, self._path, exc)
             raise DnsBackendError("the git repository refused to move its branch") from exc
+
+    def _lost_to_another_writer(self, base: pygit2.Oid) -> bool:
+        """After a failed update: did another writer (on any host) hold or move the branch?
+
+        Another writer holds ``<ref>.lock`` for the moment between taking it and renaming it
+        over the ref, so the tip can still read ``base`` just after our update failed. Wait
+        (briefly) for that writer to finish; a lock that outlives the wait is stale.
+        """
+        if self.tip() != base:
+            return True
+        lock = Path(self._path) / (self._ref + ".lock")
+        if not lock.exists():
+            return False  # not contention: report the failure as it is
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(0.005)
+            if self.tip() != base or not lock.exists():
+                return True
+        return False
 
     def _push(self, base: pygit2.Oid, commit: pygit2.Oid) -> None:
         """Push from the staging repository: ``git receive-pack`` runs the hooks."""

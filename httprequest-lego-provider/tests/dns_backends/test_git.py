@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -218,6 +219,24 @@ def test_locked_remote_branch_is_a_backend_error_and_nothing_claims_success(
     with pytest.raises(DnsBackendError, match="refused"):
         backend.present("_acme-challenge.a.example.com", token("a"))
     assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
+
+
+def test_a_branch_lock_held_briefly_by_another_writer_is_waited_for(
+    backend: GitBackend, remote: Path
+) -> None:
+    """Another host's git holds ``main.lock`` for a moment while it updates: we retry."""
+    backend.present("_acme-challenge.warm.example.com", token("warm"))
+    lock = remote / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    releaser = threading.Timer(0.2, lock.unlink)
+    releaser.start()
+    try:
+        backend.present("_acme-challenge.a.example.com", token("a"))
+    finally:
+        releaser.join()
+    assert f'_acme-challenge.a 600 IN TXT "{token("a")}"'.encode() in remote_file(
+        remote, "example.com.domain"
+    )
 
 
 def test_a_non_bare_remote_is_refused(tmp_path: Path) -> None:

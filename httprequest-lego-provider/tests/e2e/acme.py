@@ -12,7 +12,6 @@ import json
 import os
 import ssl
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.dnsinfra import LOOPBACK, InfraError, free_port, require_tool
+from tests.processes import LOOPBACK, ManagedProcess, free_port, require_tool
 
 LEGO_TIMEOUT = 120  # pebble 2.4 sends no Retry-After: one order takes 1.5-9 s, allow for load
 
@@ -113,9 +112,8 @@ class Pebble:
         self.dns_server = dns_server
         self.port = free_port()
         self.management_port = free_port()
-        self.log_file = directory / "pebble.log"
         self.ca_file = directory / "ca.pem"
-        self._process: subprocess.Popen[bytes] | None = None
+        self.process = ManagedProcess("pebble", directory / "pebble.log")
 
     @property
     def directory_url(self) -> str:
@@ -150,44 +148,24 @@ class Pebble:
             "PEBBLE_WFE_NONCEREJECT": "0",  # lego does retry bad nonces; do not spend time on it
             "PEBBLE_AUTHZREUSE": "0",  # every order must be validated afresh
         }
-        with self.log_file.open("wb") as log:
-            self._process = subprocess.Popen(
-                [pebble, "-config", str(config), "-dnsserver", self.dns_server],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.directory,
-                env=env,
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._process.poll() is not None:
-                raise InfraError(f"pebble exited with {self._process.returncode}:\n{self.log()}")
-            try:
-                self.get(self.directory_url)
-                return
-            except (OSError, urllib.error.URLError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise InfraError(
-                        f"pebble did not answer in {timeout} s:\n{self.log()}"
-                    ) from None
-                time.sleep(0.1)
+        self.process.start(
+            [pebble, "-config", str(config), "-dnsserver", self.dns_server],
+            ready=self._answers,
+            timeout=timeout,
+            cwd=self.directory,
+            env=env,
+        )
+
+    def _answers(self) -> bool:
+        try:
+            self.get(self.directory_url)
+        except (OSError, urllib.error.URLError):
+            return False
+        return True
 
     def stop(self) -> None:
-        """Terminate the process we started and reap it."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-    def log(self) -> str:
-        """Return the tail of pebble's log."""
-        return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-40:])
+        """Terminate the pebble we started (by its PID) and reap it."""
+        self.process.stop(timeout=10)
 
     def get(self, url: str) -> bytes:
         """GET a pebble URL, trusting only the throwaway CA that signed its certificate."""

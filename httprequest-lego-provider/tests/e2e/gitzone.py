@@ -1,4 +1,4 @@
-"""A zone repository deployed to BIND by a post-receive hook, the way a DNS team runs one.
+"""A zone repository as a DNS team keeps one, and the post-receive hook deploying it to BIND.
 
 The repository holds one fragment per zone, ``<zone>.domain`` at its root, with the records
 only (``_acme-challenge.www 600 IN TXT "..."``). On every push to ``main`` the hook renders each
@@ -10,11 +10,11 @@ the push returns, so a record is live once the provider has answered.
 from __future__ import annotations
 
 import shlex
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.dnsinfra import LOOPBACK, NamedServer, require_tool, zone_header
+from tests.dnsinfra import NamedServer, zone_header
+from tests.processes import LOOPBACK, require_tool, run
 
 SERIAL_PLACEHOLDER = "@SERIAL@"
 
@@ -57,25 +57,9 @@ done
 
 
 def git(*args: str | Path, cwd: Path | None = None) -> str:
-    """Run the git command line (as the DNS team would); raise with its output on failure."""
-    result = subprocess.run(
-        [
-            require_tool("git"),
-            "-c",
-            "user.name=DNS team",
-            "-c",
-            "user.email=dns@example.com",
-            *map(str, args),
-        ],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"git {args} failed: {result.stderr}")
-    return result.stdout
+    """Run the git command line (as the DNS team would); return its output."""
+    identity = ["-c", "user.name=DNS team", "-c", "user.email=dns@example.com"]
+    return run([require_tool("git"), *identity, *args], cwd=cwd)
 
 
 def make_zone_repository(path: Path, fragments: dict[str, str]) -> Path:
