@@ -1,9 +1,10 @@
 """Benchmark the provider as lego sees it: HTTP through gunicorn, basic auth, a git remote.
 
-Prints, for remotes with 2,000 and 20,000 commits of history, the latency of present and of
-cleanup with one client (median, p95), then the throughput of presents with 1, 8 and 32
-concurrent clients, and checks that every record answered 200 is in the remote; finally the
-resident memory of each worker process.
+Prints, for local bare remotes with 2,000 and 20,000 commits of history, the latency of present
+and of cleanup with one client (median, p95), then the throughput of presents with 1, 8 and 32
+concurrent clients, checking that every record answered 200 is in the remote, and the resident
+memory of each worker process; then the latency with a local remote that has a hook (pushed
+through git receive-pack) and with an SSH remote on a local sshd, for both SSH transports.
 
     .venv/bin/python bench/provider_bench.py [--quick]
 """
@@ -29,6 +30,7 @@ sys.path.insert(0, str(ROOT / "httprequest-lego-provider" / "httprequest_lego_pr
 from tests.dns_backends.contract import token  # noqa: E402
 from tests.processes import running  # noqa: E402
 from tests.provider_server import ProviderServer, postgresql_database  # noqa: E402
+from tests.sshd import running_sshd  # noqa: E402
 
 ZONE_FILE = "example.com.domain"
 
@@ -157,6 +159,36 @@ def worker_rss_mb(master_pid_hint: str) -> list[float]:
     return [int(r[2]) / 1024 for r in rows if r[1] in masters]
 
 
+def run_server(
+    host: Path,
+    remote: Path,
+    repo_url: str,
+    database: str,
+    rounds: int,
+    extra_env: dict[str, str] | None = None,
+    *,
+    full: bool = False,
+) -> None:
+    """Serve the provider on ``remote``; measure latency (and, if ``full``, throughput/RSS)."""
+    backend_env = {
+        "DJANGO_DNS_BACKEND": "git",
+        "DJANGO_GIT_REPO": repo_url,
+        "DJANGO_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    server = ProviderServer(host, backend_env, database_url=database)
+    with running(server):
+        auth = ("bench", server.create_user("bench", subdomains="example.com"))
+        latency(server.url, auth, rounds, host.name)
+        if full:
+            print("throughput (presents, each answered only after its push):")
+            for clients in (1, 8, 32):
+                per_client = max(3, (rounds * 2) // clients)
+                throughput(server.url, auth, clients, per_client, remote)
+            rss = worker_rss_mb(server.url.rsplit(":", 1)[1])
+            print("worker RSS: " + ", ".join(f"{mb:.0f} MB" for mb in rss))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds (smoke test)")
@@ -166,25 +198,40 @@ def main() -> None:
         tmp_path = Path(tmp)
         for commits in (2_000, 20_000):
             remote = make_remote(tmp_path / f"remote{commits}.git", commits)
-            backend_env = {
-                "DJANGO_DNS_BACKEND": "git",
-                "DJANGO_GIT_REPO": f"file://{remote}@main",
-                "DJANGO_LOG_LEVEL": "WARNING",
-            }
-            host = tmp_path / f"host{commits}"
-            server = ProviderServer(host, backend_env, database_url=database)
-            with running(server):
-                url = server.url
-                auth = ("bench", server.create_user("bench", subdomains="example.com"))
-                print(f"remote with {commits} commits of history:")
-                latency(url, auth, rounds, f"h{commits}")
-                if commits == 20_000:
-                    print("throughput (presents, each answered only after its push):")
-                    for clients in (1, 8, 32):
-                        per_client = max(3, (rounds * 2) // clients)
-                        throughput(url, auth, clients, per_client, remote)
-                    rss = worker_rss_mb(url.rsplit(":", 1)[1])
-                    print("worker RSS: " + ", ".join(f"{mb:.0f} MB" for mb in rss))
+            print(f"local bare remote with {commits} commits of history:")
+            run_server(
+                tmp_path / f"host{commits}",
+                remote,
+                f"file://{remote}@main",
+                database,
+                rounds,
+                full=commits == 20_000,
+            )
+
+        remote = make_remote(tmp_path / "hooked.git", 2_000)
+        hook = remote / "hooks" / "post-receive"
+        hook.write_text("#!/bin/sh\ncat > /dev/null\n")
+        hook.chmod(0o755)
+        print("local bare remote with a post-receive hook (pushed with git receive-pack):")
+        run_server(tmp_path / "hooked", remote, f"file://{remote}@main", database, rounds // 2)
+
+        (tmp_path / "sshd").mkdir()
+        with running_sshd(tmp_path / "sshd") as sshd:
+            remote = make_remote(tmp_path / "ssh.git", 2_000)
+            for transport in ("openssh", "libgit2"):
+                print(f"SSH remote on a local sshd, {transport} transport:")
+                run_server(
+                    tmp_path / f"ssh-{transport}",
+                    remote,
+                    sshd.url(remote),
+                    database,
+                    rounds // 4,
+                    {
+                        "DJANGO_GIT_SSH_KEY": sshd.client_key,
+                        "DJANGO_GIT_KNOWN_HOSTS": sshd.known_hosts,
+                        "DJANGO_GIT_SSH_TRANSPORT": transport,
+                    },
+                )
 
 
 if __name__ == "__main__":
