@@ -138,3 +138,11 @@ def test_django_admin_is_served_at_admin(admin_account: Account) -> None:
     client.force_login(admin_account.user)
     assert client.get("/admin/api/domainuserpermission/").status_code == 200
     assert client.get("/admin/api/domain/").status_code == 200
+
+
+def test_admin_static_files_are_served_by_the_app() -> None:
+    from django.test import Client
+
+    response = Client().get("/static/admin/css/base.css")
+    assert response.status_code == 200
+    assert b"body" in b"".join(response.streaming_content)  # type: ignore[attr-defined]
