@@ -1,11 +1,15 @@
-"""Builders of the Juju states the router charm tests start from."""
+"""States the router charm tests start from, and the charm as the shared contracts see it."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+from charm import GithubRunnerWebhookRouterCharm
 from ops import testing
+from router_config import RouterConfig
+from testing_support import states
+from testing_support.subject import CharmUnderTest
 
 CONTAINER = "flask-app"
 SERVICE = "flask"
@@ -14,7 +18,6 @@ THREE_HOST_URI = (
     "mongodb://router:pass%2Fword@127.0.0.1:27017,127.0.0.2:27017,127.0.0.3:27017/"
     "github_runner_webhook_router?replicaSet=mongodb&authSource=admin"
 )
-SECRET_KEY = "a-secret-key-generated-earlier"
 DB_PASSWORD = "pass/word"
 
 
@@ -29,21 +32,13 @@ def mongodb_relation(
     secret: testing.Secret | None = None, extra: dict[str, str] | None = None
 ) -> testing.Relation:
     """A mongodb relation; credentials through the secret when given."""
-    remote: dict[str, str] = {
+    remote = {
         "endpoints": "127.0.0.1:27017,127.0.0.2:27017,127.0.0.3:27017",
         "database": "github_runner_webhook_router",
         "replset": "mongodb",
         "version": "6.0.6",
     }
-    if secret is not None:
-        remote["secret-user"] = secret.id
-    remote.update(extra or {})
-    return testing.Relation("mongodb", remote_app_name="mongodb", remote_app_data=remote)
-
-
-def peer_relation(secret_key: str | None = SECRET_KEY) -> testing.PeerRelation:
-    data = {"secret-key": secret_key} if secret_key else {}
-    return testing.PeerRelation("secret-storage", local_app_data=data, peers_data={1: {}})
+    return states.database_relation("mongodb", remote, secret, extra)
 
 
 def container(can_connect: bool = True, **kwargs: Any) -> testing.Container:
@@ -53,28 +48,30 @@ def container(can_connect: bool = True, **kwargs: Any) -> testing.Container:
 def ready_state(**overrides: Any) -> testing.State:
     """A leader with config, a reachable container, MongoDB credentials and a secret key."""
     secret = mongodb_secret()
-    state = testing.State(
-        leader=True,
+    state = states.ready_state(
         config={"flavours": FLAVOURS},
-        containers={container()},
-        relations={mongodb_relation(secret), peer_relation()},
-        secrets={secret},
-        model=testing.Model(name="ci"),
+        container=container(),
+        database=mongodb_relation(secret),
+        secret=secret,
+        model="ci",
     )
     return dataclasses.replace(state, **overrides)
 
 
-def with_peer(state: testing.State, peer: testing.PeerRelation) -> testing.State:
-    """The state with its secret-storage relation replaced."""
-    others = {r for r in state.relations if r.endpoint != "secret-storage"}
-    return dataclasses.replace(state, relations=frozenset(others | {peer}))
-
-
-def with_relation(state: testing.State, relation: testing.RelationBase) -> testing.State:
-    """The state with one more relation."""
-    return dataclasses.replace(state, relations=state.relations | {relation})
-
-
 def service_environment(state: testing.State) -> dict[str, str]:
     """The environment of the gunicorn service in the container's plan."""
-    return dict(state.get_container(CONTAINER).plan.services[SERVICE].environment)
+    return states.service_environment(state, CONTAINER, SERVICE)
+
+
+ROUTER = CharmUnderTest(
+    name="github-runner-webhook-router",
+    charm=GithubRunnerWebhookRouterCharm,
+    framework="flask",
+    container=CONTAINER,
+    service=SERVICE,
+    database="mongodb",
+    database_name="github_runner_webhook_router",
+    read_config=RouterConfig.from_charm_config,
+    ready_state=ready_state,
+    required_config={"flavours": FLAVOURS},
+)

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from ops import testing
+from testing_support.states import SECRET_KEY
 
-from tests.states import CONTAINER, SECRET_KEY, container, ready_state, service_environment
+from tests.states import CONTAINER, container, ready_state, service_environment
 
 REDELIVER = ("/bin/python3", "-m", "webhook_router.redeliver")
 TOKEN = testing.Secret(tracked_content={"token": "ghp_token"})

@@ -1,124 +1,23 @@
-"""charmcraft.yaml and the router's rockcraft.yaml: structure, and agreement with the code.
+"""The router's own charmcraft.yaml and rockcraft.yaml checks, beside the shared contract.
 
-A config option, action or parameter that the code uses but the YAML does not declare (or the
-other way round) fails here, so a typo on either side breaks CI rather than a deployment.
+:class:`DefinitionContract` checks what every twelve-factor charm declares (structure, config
+options and actions, each declared exactly when the code uses it). Here: the redelivery action
+reads exactly its declared params, and the rock ships the app and the redelivery tool.
 """
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import ops
-import yaml
-from charm import GithubRunnerWebhookRouterCharm
 from redelivery import build_request
-from router_config import RouterConfig
+from testing_support.definitions import DefinitionContract, Recording
 
-from tests.states import FLAVOURS
-
-CHARM_ROOT = Path(__file__).resolve().parent.parent
-ROCK_ROOT = CHARM_ROOT.parent.parent / "github-runner-webhook-router"
-CONFIG_TYPES = {"string": str, "int": int, "boolean": bool, "float": float}
-PARAM_TYPES = {"string", "integer", "number", "boolean", "array", "object"}
+from tests.states import ROUTER
 
 
-def charmcraft() -> dict[str, Any]:
-    return cast(dict[str, Any], yaml.safe_load((CHARM_ROOT / "charmcraft.yaml").read_text()))
-
-
-class Recording(dict[str, Any]):
-    """A mapping that remembers which keys the code asked for."""
-
-    def __init__(self, data: dict[str, Any]):
-        super().__init__(data)
-        self.read: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.read.add(key)
-        return super().get(key, default)
-
-    def __getitem__(self, key: str) -> Any:
-        self.read.add(key)
-        return super().__getitem__(key)
-
-
-def test_charmcraft_yaml_declares_a_complete_kubernetes_charm():
-    meta = charmcraft()
-
-    assert meta["name"] == "github-runner-webhook-router"
-    assert meta["type"] == "charm"
-    assert meta["summary"]
-    assert meta["description"]
-    assert meta["base"] == "ubuntu@24.04"
-    assert list(meta["platforms"]) == ["amd64"]
-    assert "extensions" not in meta
-    assert meta["parts"]["charm"]["plugin"] == "charm"
-    assert meta["containers"] == {"flask-app": {"resource": "flask-app-image"}}
-    assert meta["resources"]["flask-app-image"]["type"] == "oci-image"
-    assert meta["requires"]["mongodb"]["interface"] == "mongodb_client"
-    assert meta["requires"]["ingress"]["interface"] == "ingress"
-    assert meta["provides"]["metrics-endpoint"]["interface"] == "prometheus_scrape"
-    assert meta["peers"]["secret-storage"]["interface"] == "secret-storage"
-    assert (CHARM_ROOT / "requirements.txt").read_text().count("ops==") == 1
-
-
-def test_the_charm_class_matches_the_metadata():
-    meta = charmcraft()
-    charm = GithubRunnerWebhookRouterCharm
-
-    assert charm.layout.container in meta["containers"]
-    assert charm.database_spec is not None
-    assert charm.database_spec.relation in meta["requires"]
-
-
-def test_config_options_have_types_descriptions_and_matching_defaults():
-    for name, option in charmcraft()["config"]["options"].items():
-        assert option["type"] in CONFIG_TYPES, name
-        assert option["description"].strip(), name
-        if "default" in option:
-            assert isinstance(option["default"], CONFIG_TYPES[option["type"]]), name
-
-
-def test_every_config_option_is_read_and_no_other():
-    options = charmcraft()["config"]["options"]
-    defaults = {name: option["default"] for name, option in options.items() if "default" in option}
-    config = Recording({**defaults, "flavours": FLAVOURS})
-
-    RouterConfig.from_charm_config(config)
-
-    assert config.read == set(options)
-
-
-def test_actions_have_descriptions_and_typed_documented_params():
-    for name, action in charmcraft()["actions"].items():
-        assert action["description"].strip(), name
-        params = action.get("params", {})
-        for param_name, param in params.items():
-            assert param["type"] in PARAM_TYPES, (name, param_name)
-            assert param["description"].strip(), (name, param_name)
-        assert set(action.get("required", [])) <= set(params), name
-
-
-def _observed_actions() -> set[str]:
-    """Names of the actions the code observes (``self.on.<name>_action``)."""
-    names: set[str] = set()
-    sources = [*(CHARM_ROOT / "src").glob("*.py"), *(CHARM_ROOT / "lib").glob("*/*.py")]
-    for path in sources:
-        for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Attribute)
-                and node.attr.endswith("_action")
-                and isinstance(node.value, ast.Attribute)
-                and node.value.attr == "on"
-            ):
-                names.add(node.attr.removesuffix("_action").replace("_", "-"))
-    return names
-
-
-def test_every_declared_action_is_observed_and_no_other():
-    assert _observed_actions() == set(charmcraft()["actions"])
+class TestRouterDefinition(DefinitionContract):
+    subject = ROUTER
 
 
 class _Secret:
@@ -132,7 +31,7 @@ class _Model:
 
 
 def test_redeliver_reads_exactly_the_declared_params():
-    declared = set(charmcraft()["actions"]["redeliver-failed-webhooks"]["params"])
+    declared = set(ROUTER.charmcraft()["actions"]["redeliver-failed-webhooks"]["params"])
     base = {"since": 1, "github-path": "org", "webhook-id": 1}
     token = Recording({**base, "github-token-secret-id": "secret:t"})
     app = Recording(
@@ -150,27 +49,19 @@ def test_redeliver_reads_exactly_the_declared_params():
     assert token.read | app.read == declared
 
 
-def test_rockcraft_yaml_uses_the_flask_extension_and_ships_the_redelivery_tool():
-    rock = yaml.safe_load((ROCK_ROOT / "rockcraft.yaml").read_text())
+def test_rockcraft_yaml_ships_the_app_and_the_redelivery_tool():
+    prime = ROUTER.rockcraft()["parts"]["flask-framework/install-app"]["prime"]
 
-    assert rock["name"] == "github-runner-webhook-router"
-    assert rock["base"] == "ubuntu@24.04"
-    assert isinstance(rock["version"], str)
-    assert rock["summary"]
-    assert rock["description"]
-    assert list(rock["platforms"]) == ["amd64"]
-    assert rock["extensions"] == ["flask-framework"]
-    prime = rock["parts"]["flask-framework/install-app"]["prime"]
     assert {"flask/app/app.py", "flask/app/webhook_router"} <= set(prime)
     assert all(entry.startswith("flask/app/") for entry in prime)
 
 
 def test_rock_root_has_what_the_extension_and_the_charm_need():
-    rock = yaml.safe_load((ROCK_ROOT / "rockcraft.yaml").read_text())
-    requirements = (ROCK_ROOT / "requirements.txt").read_text().lower()
+    rock = ROUTER.rockcraft()
+    requirements = (ROUTER.rock_root / "requirements.txt").read_text().lower()
 
     assert "flask" in requirements
     for entry in rock["parts"]["flask-framework/install-app"]["prime"]:
-        assert (ROCK_ROOT / entry.removeprefix("flask/app/")).exists(), entry
-    assert (ROCK_ROOT / "webhook_router" / "redeliver.py").exists()
-    assert "app =" in (ROCK_ROOT / "app.py").read_text()
+        assert (ROUTER.rock_root / entry.removeprefix("flask/app/")).exists(), entry
+    assert (ROUTER.rock_root / "webhook_router" / "redeliver.py").exists()
+    assert "app =" in (ROUTER.rock_root / "app.py").read_text()

@@ -7,24 +7,33 @@ import json
 
 import pytest
 from ops import pebble, testing
+from testing_support.events import EventContract
+from testing_support.states import (
+    SECRET_KEY,
+    ingress_relation,
+    peer_relation,
+    with_peer,
+    with_relation,
+)
 from twelve_factor.database import DatabaseCreatedEvent, DatabaseEndpointsChangedEvent
 from twelve_factor.ingress import IngressReadyEvent, IngressRevokedEvent
 
 from tests.states import (
     CONTAINER,
     FLAVOURS,
-    SECRET_KEY,
+    ROUTER,
     SERVICE,
     THREE_HOST_URI,
     container,
     mongodb_relation,
     mongodb_secret,
-    peer_relation,
     ready_state,
     service_environment,
-    with_peer,
-    with_relation,
 )
+
+
+class TestRouterEvents(EventContract):
+    subject = ROUTER
 
 
 def test_pebble_ready_starts_gunicorn_with_the_full_environment(ctx):
@@ -69,9 +78,7 @@ def test_three_host_mongodb_uri_reaches_the_workload_intact(ctx):
 
 def test_pebble_ready_republishes_ingress_address_of_the_restarted_pod(ctx):
     """A restarted pod has a new IP; the ingress must learn it without operator action."""
-    ingress = testing.Relation(
-        "ingress", remote_app_data={"ingress": json.dumps({"url": "http://x"})}
-    )
+    ingress = ingress_relation("http://x")
     state = dataclasses.replace(
         with_relation(ready_state(), ingress),
         networks=frozenset(
@@ -132,15 +139,6 @@ def test_config_changed_passes_options_as_flask_variables(ctx):
     assert env["FLASK_LOG_LEVEL"] == "DEBUG"
     assert env["FLASK_WEBHOOK_SECRET"] == "hook-secret"
     assert "--workers 4" in out.get_container(CONTAINER).plan.services[SERVICE].command
-
-
-def test_config_changed_while_container_unreachable_waits_without_crashing(ctx):
-    state = ready_state(containers={container(can_connect=False)})
-
-    out = ctx.run(ctx.on.config_changed(), state)
-
-    assert out.unit_status == testing.WaitingStatus("waiting for the flask-app container")
-    assert out.get_container(CONTAINER).plan.services == {}
 
 
 @pytest.mark.parametrize(
@@ -258,43 +256,31 @@ def test_secret_changed_brings_the_rotated_database_password(ctx):
     assert env["MONGODB_DB_CONNECT_STRING"] == "mongodb://router:rotated@127.0.0.1:27017/db"
 
 
-def test_relation_created_requests_the_database_as_leader(ctx):
-    db = testing.Relation("mongodb")
-    state = ready_state(relations={db, peer_relation()}, secrets=set())
-
-    out = ctx.run(ctx.on.relation_created(db), state)
-
-    assert out.get_relation(db.id).local_app_data == {
-        "database": "github_runner_webhook_router",
-        "requested-secrets": json.dumps(["username", "password", "tls", "tls-ca", "uris"]),
-    }
-    assert out.unit_status == testing.WaitingStatus("waiting for the mongodb database")
+SECRET = mongodb_secret()
 
 
-def test_database_created_through_a_juju_secret(ctx):
+@pytest.mark.parametrize(
+    ("db", "secrets", "uri"),
+    [
+        pytest.param(mongodb_relation(SECRET), {SECRET}, THREE_HOST_URI, id="juju-secret"),
+        pytest.param(
+            mongodb_relation(extra={"username": "router", "password": "plain", "uris": ""}),
+            set(),
+            "mongodb://router:plain@127.0.0.1:27017,127.0.0.2:27017,127.0.0.3:27017/"
+            "github_runner_webhook_router?replicaSet=mongodb&authSource=admin",
+            id="plain-fields",
+        ),
+    ],
+)
+def test_database_created_through_a_juju_secret_or_plain_fields(ctx, db, secrets, uri):
     """Credentials appearing on relation-changed emit database_created and start the app."""
-    secret = mongodb_secret()
-    db = mongodb_relation(secret)
-    state = ready_state(relations={db, peer_relation()}, secrets={secret})
+    state = ready_state(relations={db, peer_relation()}, secrets=secrets)
 
     out = ctx.run(ctx.on.relation_changed(db), state)
 
     assert any(isinstance(e, DatabaseCreatedEvent) for e in ctx.emitted_events)
-    assert service_environment(out)["MONGODB_DB_CONNECT_STRING"] == THREE_HOST_URI
+    assert service_environment(out)["MONGODB_DB_CONNECT_STRING"] == uri
     assert out.unit_status == testing.ActiveStatus()
-
-
-def test_database_created_through_plain_fields(ctx):
-    db = mongodb_relation(extra={"username": "router", "password": "plain", "uris": ""})
-    state = ready_state(relations={db, peer_relation()}, secrets=set())
-
-    out = ctx.run(ctx.on.relation_changed(db), state)
-
-    assert any(isinstance(e, DatabaseCreatedEvent) for e in ctx.emitted_events)
-    assert service_environment(out)["MONGODB_DB_CONNECT_STRING"] == (
-        "mongodb://router:plain@127.0.0.1:27017,127.0.0.2:27017,127.0.0.3:27017/"
-        "github_runner_webhook_router?replicaSet=mongodb&authSource=admin"
-    )
 
 
 def test_database_secret_not_granted_yet_waits(ctx):
@@ -330,48 +316,26 @@ def test_endpoints_changed_reconfigures_the_workload(ctx):
     assert service_environment(out)["MONGODB_DB_HOSTNAME"] == "127.0.0.4"
 
 
-def test_database_relation_broken_blocks_and_stops_the_service(ctx):
-    state = ready_state()
-    started = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
-    db = next(r for r in started.relations if r.endpoint == "mongodb")
-
-    out = ctx.run(ctx.on.relation_broken(db), started)
-
-    assert out.unit_status == testing.BlockedStatus("missing required integration: mongodb")
-    statuses = out.get_container(CONTAINER).service_statuses
-    assert statuses[SERVICE] == pebble.ServiceStatus.INACTIVE
-
-
-def test_without_mongodb_the_unit_is_blocked(ctx):
-    state = ready_state(relations={peer_relation()}, secrets=set())
-
-    out = ctx.run(ctx.on.update_status(), state)
-
-    assert out.unit_status == testing.BlockedStatus("missing required integration: mongodb")
+def published_ingress(ctx, url: str) -> tuple[testing.State, testing.Relation]:
+    """The ready unit after the ingress provider published ``url``, and that relation."""
+    ingress = ingress_relation(url)
+    out = ctx.run(
+        ctx.on.relation_changed(ingress, remote_unit=0), with_relation(ready_state(), ingress)
+    )
+    return out, out.get_relation(ingress.id)
 
 
 def test_ingress_ready_sets_the_base_url(ctx):
-    ingress = testing.Relation(
-        "ingress",
-        remote_app_data={"ingress": json.dumps({"url": "https://ci.example/ci-router"})},
-    )
-    state = with_relation(ready_state(), ingress)
-
-    out = ctx.run(ctx.on.relation_changed(ingress, remote_unit=0), state)
+    out, _ = published_ingress(ctx, "https://ci.example/ci-router")
 
     assert any(isinstance(e, IngressReadyEvent) for e in ctx.emitted_events)
     assert service_environment(out)["FLASK_BASE_URL"] == "https://ci.example/ci-router"
 
 
 def test_ingress_revoked_falls_back_to_the_in_cluster_url(ctx):
-    ingress = testing.Relation(
-        "ingress",
-        remote_app_data={"ingress": json.dumps({"url": "https://ci.example/ci-router"})},
-    )
-    state = with_relation(ready_state(), ingress)
-    ready = ctx.run(ctx.on.relation_changed(ingress, remote_unit=0), state)
+    ready, ingress = published_ingress(ctx, "https://ci.example/ci-router")
 
-    out = ctx.run(ctx.on.relation_broken(ready.get_relation(ingress.id)), ready)
+    out = ctx.run(ctx.on.relation_broken(ingress), ready)
 
     assert any(isinstance(e, IngressRevokedEvent) for e in ctx.emitted_events)
     assert service_environment(out)["FLASK_BASE_URL"] == (
@@ -380,15 +344,9 @@ def test_ingress_revoked_falls_back_to_the_in_cluster_url(ctx):
 
 
 def test_ingress_url_withdrawn_is_revoked(ctx):
-    ingress = testing.Relation(
-        "ingress", remote_app_data={"ingress": json.dumps({"url": "https://x/y"})}
-    )
-    state = with_relation(ready_state(), ingress)
-    ready = ctx.run(ctx.on.relation_changed(ingress, remote_unit=0), state)
-    emptied = dataclasses.replace(ready.get_relation(ingress.id), remote_app_data={})
-    state = dataclasses.replace(
-        ready, relations=(ready.relations - {ready.get_relation(ingress.id)}) | {emptied}
-    )
+    ready, ingress = published_ingress(ctx, "https://x/y")
+    emptied = dataclasses.replace(ingress, remote_app_data={})
+    state = dataclasses.replace(ready, relations=(ready.relations - {ingress}) | {emptied})
 
     out = ctx.run(ctx.on.relation_changed(emptied), state)
 

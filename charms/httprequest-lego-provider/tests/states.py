@@ -1,11 +1,15 @@
-"""Builders of the Juju states the provider charm tests start from."""
+"""States the provider charm tests start from, and the charm as the shared contracts see it."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
+from charm import HttprequestLegoProviderCharm
 from ops import testing
+from provider_config import ProviderConfig
+from testing_support import states
+from testing_support.subject import CharmUnderTest
 
 CONTAINER = "django-app"
 SERVICE = "django"
@@ -14,7 +18,6 @@ SSH_KEY = (
 )
 KNOWN_HOSTS = "git.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"
 GIT_REPO = "git+ssh://lego@git.example/dns/zones.git@main"
-SECRET_KEY = "a-django-secret-key"
 DB_PASSWORD = "p@ss/word"
 DB_URI = "postgresql://lego:p%40ss%2Fword@10.1.0.5:5432/httprequest_lego_provider"
 MIGRATE = ("/bin/python3", "manage.py", "migrate", "--noinput")
@@ -36,15 +39,7 @@ def postgresql_relation(
         "database": "httprequest_lego_provider",
         "version": "16.6",
     }
-    if secret is not None:
-        remote["secret-user"] = secret.id
-    remote.update(extra or {})
-    return testing.Relation("postgresql", remote_app_name="postgresql", remote_app_data=remote)
-
-
-def peer_relation(secret_key: str | None = SECRET_KEY) -> testing.PeerRelation:
-    data = {"secret-key": secret_key} if secret_key else {}
-    return testing.PeerRelation("secret-storage", local_app_data=data, peers_data={1: {}})
+    return states.database_relation("postgresql", remote, secret, extra)
 
 
 def container(
@@ -59,22 +54,30 @@ def container(
 def ready_state(**overrides: Any) -> testing.State:
     """A leader with config, a reachable container, PostgreSQL credentials and a secret key."""
     secret = postgresql_secret()
-    state = testing.State(
-        leader=True,
+    state = states.ready_state(
         config=CONFIG,
-        containers={container()},
-        relations={postgresql_relation(secret), peer_relation()},
-        secrets={secret},
-        model=testing.Model(name="lego"),
+        container=container(),
+        database=postgresql_relation(secret),
+        secret=secret,
+        model="lego",
     )
     return dataclasses.replace(state, **overrides)
 
 
-def with_relation(state: testing.State, relation: testing.RelationBase) -> testing.State:
-    """The state with one more relation."""
-    return dataclasses.replace(state, relations=state.relations | {relation})
-
-
 def service_environment(state: testing.State) -> dict[str, str]:
     """The environment of the gunicorn service in the container's plan."""
-    return dict(state.get_container(CONTAINER).plan.services[SERVICE].environment)
+    return states.service_environment(state, CONTAINER, SERVICE)
+
+
+PROVIDER = CharmUnderTest(
+    name="httprequest-lego-provider",
+    charm=HttprequestLegoProviderCharm,
+    framework="django",
+    container=CONTAINER,
+    service=SERVICE,
+    database="postgresql",
+    database_name="httprequest_lego_provider",
+    read_config=ProviderConfig.from_charm_config,
+    ready_state=ready_state,
+    required_config=CONFIG,
+)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from charm import HttprequestLegoProviderCharm
 from ops import testing
+from testing_support.states import SECRET_KEY
 
-from tests.states import CONTAINER, MIGRATE, SECRET_KEY, container, ready_state
+from tests.states import CONTAINER, MIGRATE, container, ready_state
 
 MANAGE = ("/bin/python3", "manage.py")
 

@@ -9,6 +9,8 @@ import stat
 import pytest
 from charm import HttprequestLegoProviderCharm
 from ops import pebble, testing
+from testing_support.events import EventContract
+from testing_support.states import SECRET_KEY, ingress_relation, peer_relation, with_relation
 
 from tests.states import (
     CONFIG,
@@ -19,18 +21,20 @@ from tests.states import (
     KEYSCAN,
     KNOWN_HOSTS,
     MIGRATE,
-    SECRET_KEY,
+    PROVIDER,
     SERVICE,
     SSH_KEY,
     container,
-    peer_relation,
     postgresql_relation,
     ready_state,
     service_environment,
-    with_relation,
 )
 
 SSH_DIR = "/var/lib/httprequest-lego-provider/.ssh"
+
+
+class TestProviderEvents(EventContract):
+    subject = PROVIDER
 
 
 def pushed(
@@ -154,14 +158,6 @@ def test_update_status_keeps_files_and_does_not_migrate_again(ctx):
     assert out.unit_status == testing.ActiveStatus()
 
 
-def test_config_changed_while_container_unreachable_waits_without_crashing(ctx):
-    state = ready_state(containers={container(can_connect=False)})
-
-    out = ctx.run(ctx.on.config_changed(), state)
-
-    assert out.unit_status == testing.WaitingStatus("waiting for the django-app container")
-
-
 @pytest.mark.parametrize(
     ("config", "message"),
     [
@@ -192,9 +188,7 @@ def test_scp_like_repository_urls_are_accepted(ctx):
 
 
 def test_allowed_hosts_merge_configured_hosts_with_the_ingress_host(ctx):
-    ingress = testing.Relation(
-        "ingress", remote_app_data={"ingress": json.dumps({"url": "https://lego.example/"})}
-    )
+    ingress = ingress_relation("https://lego.example/")
     state = with_relation(
         ready_state(config={**CONFIG, "allowed-hosts": "lego.internal, lego.example"}), ingress
     )
@@ -213,28 +207,6 @@ def test_database_created_with_plain_fields_and_no_uris_builds_the_url(ctx):
     out = ctx.run(ctx.on.relation_changed(db, remote_unit=0), state)
 
     assert service_environment(out)["POSTGRESQL_DB_CONNECT_STRING"] == DB_URI
-
-
-def test_postgresql_relation_created_requests_the_database(ctx):
-    db = testing.Relation("postgresql")
-    state = ready_state(relations={db, peer_relation()}, secrets=set())
-
-    out = ctx.run(ctx.on.relation_created(db), state)
-
-    assert out.get_relation(db.id).local_app_data["database"] == "httprequest_lego_provider"
-    assert out.unit_status == testing.WaitingStatus("waiting for the postgresql database")
-
-
-def test_postgresql_relation_broken_blocks_and_stops(ctx):
-    state = ready_state()
-    started = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
-    db = next(r for r in started.relations if r.endpoint == "postgresql")
-
-    out = ctx.run(ctx.on.relation_broken(db), started)
-
-    assert out.unit_status == testing.BlockedStatus("missing required integration: postgresql")
-    statuses = out.get_container(CONTAINER).service_statuses
-    assert statuses[SERVICE] == pebble.ServiceStatus.INACTIVE
 
 
 def test_failed_migration_blocks_and_does_not_start(ctx):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from twelve_factor.database import connection_from_databag
 
 
@@ -9,20 +10,48 @@ def test_no_credentials_means_not_created():
     assert connection_from_databag("postgresql", {"endpoints": "h:5432"}, None) is None
 
 
-def test_plain_credentials_with_uris():
-    databag = {
-        "endpoints": "10.0.0.1:5432",
-        "username": "u",
-        "password": "p",
-        "uris": "postgresql://u:p@10.0.0.1:5432/db",
-        "version": "16.4",
-    }
-
-    connection = connection_from_databag("postgresql", databag, None)
+@pytest.mark.parametrize(
+    ("kind", "databag", "uri"),
+    [
+        pytest.param(
+            "postgresql",
+            {
+                "endpoints": "10.0.0.1:5432",
+                "username": "u",
+                "password": "p",
+                "uris": "postgresql://u:p@10.0.0.1:5432/db",
+                "version": "16.4",
+            },
+            "postgresql://u:p@10.0.0.1:5432/db",
+            id="plain-credentials-with-uris",
+        ),
+        pytest.param(
+            "postgresql",
+            {"endpoints": "10.0.0.1:5432", "database": "db", "username": "u", "password": "p"},
+            "postgresql://u:p@10.0.0.1:5432/db",
+            id="url-is-built-for-postgresql-revisions-without-uris",
+        ),
+        pytest.param(
+            "mongodb",
+            {
+                "endpoints": "127.0.0.1:27017,127.0.0.2:27017",
+                "database": "db",
+                "replset": "rs0",
+                "username": "u",
+                "password": "p",
+            },
+            "mongodb://u:p@127.0.0.1:27017,127.0.0.2:27017/db?replicaSet=rs0&authSource=admin",
+            id="mongodb-url-without-uris-keeps-replica-set",
+        ),
+    ],
+)
+def test_plain_databag_fields_give_the_connect_string(kind, databag, uri):
+    connection = connection_from_databag(kind, databag, None)
 
     assert connection is not None
-    assert connection.uri == "postgresql://u:p@10.0.0.1:5432/db"
-    assert connection.version == "16.4"
+    assert connection.uri == uri
+    assert connection.environment()[f"{kind.upper()}_DB_CONNECT_STRING"] == uri
+    assert connection.version == databag.get("version")
 
 
 def test_secret_credentials_win_over_databag_fields():
@@ -34,34 +63,6 @@ def test_secret_credentials_win_over_databag_fields():
 
     assert connection is not None
     assert connection.uri == "postgresql://u:p%40ss@10.0.0.1:5432/db"
-
-
-def test_url_is_built_for_postgresql_revisions_without_uris():
-    databag = {"endpoints": "10.0.0.1:5432", "database": "db", "username": "u", "password": "p"}
-
-    connection = connection_from_databag("postgresql", databag, None)
-
-    assert connection is not None
-    assert connection.environment()["POSTGRESQL_DB_CONNECT_STRING"] == (
-        "postgresql://u:p@10.0.0.1:5432/db"
-    )
-
-
-def test_mongodb_url_without_uris_keeps_replica_set():
-    databag = {
-        "endpoints": "127.0.0.1:27017,127.0.0.2:27017",
-        "database": "db",
-        "replset": "rs0",
-        "username": "u",
-        "password": "p",
-    }
-
-    connection = connection_from_databag("mongodb", databag, None)
-
-    assert connection is not None
-    assert connection.uri == (
-        "mongodb://u:p@127.0.0.1:27017,127.0.0.2:27017/db?replicaSet=rs0&authSource=admin"
-    )
 
 
 def test_credentials_without_endpoints_or_uris_are_not_enough():
