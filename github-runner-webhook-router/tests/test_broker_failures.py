@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 import redis
-from helpers import AppFactory, Blackhole, Poster, Reader, dispatcher, free_port, job_body
+from flask import Flask
+from helpers import (
+    REDIS_URL,
+    AppFactory,
+    Blackhole,
+    Poster,
+    Reader,
+    dispatcher,
+    free_port,
+    job_body,
+)
 from kombu.connection import Connection
 from pymongo import MongoClient, uri_parser
 from webhook_router.broker import connection, mongodb_url_with_timeouts
@@ -21,28 +31,41 @@ BUDGET_SECONDS = 2.0
 MARGIN_SECONDS = 2.0
 
 
-def timed_post(post: Poster, app_client: object, body: bytes) -> tuple[int, float]:
+def broker_url(scheme: str, port: int) -> str:
+    """The URL of a broker of this kind on 127.0.0.1 at `port`."""
+    return {
+        "redis": f"redis://127.0.0.1:{port}/0",
+        "amqp": f"amqp://guest:guest@127.0.0.1:{port}//",
+        "mongodb": f"mongodb://127.0.0.1:{port}/jobs",
+    }[scheme]
+
+
+@pytest.fixture
+def app_on(make_app: AppFactory, flavour: str) -> AppFactory:
+    """Build apps that route x64 jobs to `flavour` on the broker at the URL given first."""
+
+    def build(url: str, **env: str) -> Flask:
+        return make_app(FLASK_FLAVOURS=f"- {flavour}: [x64]", MONGODB_DB_CONNECT_STRING=url, **env)
+
+    return build
+
+
+def timed_post(post: Poster, app: Flask) -> tuple[int, float]:
+    """Post an x64 job; return the status and the seconds the answer took."""
     started = time.monotonic()
-    response = post(app_client, body)
+    response = post(app.test_client(), job_body(["x64"]))
     return response.status_code, time.monotonic() - started
 
 
 @pytest.mark.parametrize("scheme", ["redis", "amqp"])
 def test_webhook_gets_503_at_once_when_nothing_listens_on_the_broker_port(
-    make_app: AppFactory, post: Poster, flavour: str, scheme: str
+    app_on: AppFactory, post: Poster, scheme: str
 ) -> None:
-    url = (
-        f"{scheme}://127.0.0.1:{free_port()}/0"
-        if scheme == "redis"
-        else (f"amqp://guest:guest@127.0.0.1:{free_port()}//")
-    )
-    app = make_app(
-        FLASK_FLAVOURS=f"- {flavour}: [x64]",
-        MONGODB_DB_CONNECT_STRING=url,
-        FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS),
+    app = app_on(
+        broker_url(scheme, free_port()), FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS)
     )
 
-    status, elapsed = timed_post(post, app.test_client(), job_body(["x64"]))
+    status, elapsed = timed_post(post, app)
 
     assert status == 503
     assert elapsed < BUDGET_SECONDS + MARGIN_SECONDS
@@ -51,20 +74,13 @@ def test_webhook_gets_503_at_once_when_nothing_listens_on_the_broker_port(
 
 @pytest.mark.parametrize("scheme", ["redis", "amqp", "mongodb"])
 def test_webhook_gets_503_within_the_budget_when_the_broker_never_answers(
-    make_app: AppFactory, post: Poster, flavour: str, blackhole: Blackhole, scheme: str
+    app_on: AppFactory, post: Poster, blackhole: Blackhole, scheme: str
 ) -> None:
-    url = {
-        "redis": f"redis://127.0.0.1:{blackhole.port}/0",
-        "amqp": f"amqp://guest:guest@127.0.0.1:{blackhole.port}//",
-        "mongodb": f"mongodb://127.0.0.1:{blackhole.port}/jobs",
-    }[scheme]
-    app = make_app(
-        FLASK_FLAVOURS=f"- {flavour}: [x64]",
-        MONGODB_DB_CONNECT_STRING=url,
-        FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS),
+    app = app_on(
+        broker_url(scheme, blackhole.port), FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS)
     )
 
-    status, elapsed = timed_post(post, app.test_client(), job_body(["x64"]))
+    status, elapsed = timed_post(post, app)
     started = time.monotonic()
     health = app.test_client().get("/health").status_code
 
@@ -75,14 +91,11 @@ def test_webhook_gets_503_within_the_budget_when_the_broker_never_answers(
 
 
 def test_default_budget_answers_well_within_githubs_ten_seconds(
-    make_app: AppFactory, post: Poster, flavour: str, blackhole: Blackhole
+    app_on: AppFactory, post: Poster, blackhole: Blackhole
 ) -> None:
-    app = make_app(
-        FLASK_FLAVOURS=f"- {flavour}: [x64]",
-        MONGODB_DB_CONNECT_STRING=f"amqp://guest:guest@127.0.0.1:{blackhole.port}//",
-    )
+    app = app_on(broker_url("amqp", blackhole.port))
 
-    status, elapsed = timed_post(post, app.test_client(), job_body(["x64"]))
+    status, elapsed = timed_post(post, app)
 
     assert status == 503
     assert elapsed < 5.0
@@ -142,13 +155,9 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def test_publishing_resumes_without_restart_when_the_broker_comes_back(
-    redis_server: RedisServer, make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str
+    redis_server: RedisServer, app_on: AppFactory, post: Poster, read_queue: Reader, flavour: str
 ) -> None:
-    app = make_app(
-        FLASK_FLAVOURS=f"- {flavour}: [x64]",
-        MONGODB_DB_CONNECT_STRING=redis_server.url,
-        FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS),
-    )
+    app = app_on(redis_server.url, FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS))
     client = app.test_client()
     first = job_body(["x64"], url="https://api.github.com/repos/o/r/actions/jobs/1")
     lost = job_body(["x64"], url="https://api.github.com/repos/o/r/actions/jobs/2")
@@ -168,13 +177,12 @@ def test_publishing_resumes_without_restart_when_the_broker_comes_back(
 
 
 def test_failed_publish_can_be_redelivered_with_the_same_delivery_id(
-    redis_server: RedisServer, make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str
+    redis_server: RedisServer, app_on: AppFactory, post: Poster, read_queue: Reader, flavour: str
 ) -> None:
     """The dedup reservation of a failed publish is released, so GitHub's redelivery counts."""
-    app = make_app(
-        FLASK_FLAVOURS=f"- {flavour}: [x64]",
-        MONGODB_DB_CONNECT_STRING=redis_server.url,
-        FLASK_DEDUP_URL="redis://127.0.0.1:6379/0",
+    app = app_on(
+        redis_server.url,
+        FLASK_DEDUP_URL=REDIS_URL,
         FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS),
     )
     client = app.test_client()
@@ -190,14 +198,10 @@ def test_failed_publish_can_be_redelivered_with_the_same_delivery_id(
 
 
 def test_one_connection_serves_many_webhooks(
-    redis_server: RedisServer, make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str
+    redis_server: RedisServer, app_on: AppFactory, post: Poster, read_queue: Reader, flavour: str
 ) -> None:
     """The reference opened a connection per webhook: count clients on a private Redis."""
-    app = make_app(
-        FLASK_FLAVOURS=f"- {flavour}: [x64]",
-        MONGODB_DB_CONNECT_STRING=redis_server.url,
-        FLASK_DEDUP_WINDOW_SECONDS="0",
-    )
+    app = app_on(redis_server.url, FLASK_DEDUP_WINDOW_SECONDS="0")
     client = app.test_client()
     with redis.Redis.from_url(redis_server.url) as admin:
         assert post(client, job_body(["x64"])).status_code == 200
@@ -256,13 +260,8 @@ def test_mongodb_urls_get_bounded_timeouts_unless_they_set_their_own(
     assert mongodb_url_with_timeouts(url, 1.5) == expected
 
 
-def test_health_of_unreachable_broker_is_counted_as_a_broker_error(
-    make_app: AppFactory, flavour: str
-) -> None:
-    app = make_app(
-        FLASK_FLAVOURS=f"- {flavour}: [x64]",
-        MONGODB_DB_CONNECT_STRING=f"redis://127.0.0.1:{free_port()}/0",
-    )
+def test_health_of_unreachable_broker_is_counted_as_a_broker_error(app_on: AppFactory) -> None:
+    app = app_on(broker_url("redis", free_port()))
 
     assert app.test_client().get("/health").text == "Message broker unavailable\n"
     registry = dispatcher(app).metrics.registry

@@ -174,21 +174,16 @@ def pem(key: rsa.RSAPrivateKey) -> str:
     ).decode()
 
 
+def arguments(path: str, since: str = "3600", api_url: str | None = None) -> list[str]:
+    """The command line for webhook 77 of ``path``, with ``--api-url`` only when given."""
+    argv = ["--github-path", path, "--webhook-id", "77", "--since", since]
+    return argv if api_url is None else [*argv, "--api-url", api_url]
+
+
 def run(
     github: FakeGitHub, env: dict[str, str], path: str = "octo-org/octo-repo", *extra: str
 ) -> int:
-    argv = [
-        "--github-path",
-        path,
-        "--webhook-id",
-        "77",
-        "--since",
-        "3600",
-        "--api-url",
-        github.url,
-        *extra,
-    ]
-    return main(argv, env)
+    return main([*arguments(path, api_url=github.url), *extra], env)
 
 
 def test_redelivers_each_failed_queued_guid_once_across_pages(
@@ -233,7 +228,7 @@ def test_github_app_credentials_are_exchanged_for_an_installation_token(
 def test_since_zero_redelivers_nothing_and_stops_after_the_first_page(
     github: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--github-path", "o/r", "--webhook-id", "77", "--since", "0", "--api-url", github.url]
+    argv = arguments("o/r", since="0", api_url=github.url)
 
     assert main(argv, {"GITHUB_TOKEN": TOKEN}) == EXIT_OK
     assert json.loads(capsys.readouterr().out) == {"redelivered": 0}
@@ -264,16 +259,7 @@ def test_bad_token_exits_with_the_api_failure_code(github: FakeGitHub) -> None:
 
 
 def test_unreachable_api_exits_with_the_api_failure_code(github: FakeGitHub) -> None:
-    argv = [
-        "--github-path",
-        "o/r",
-        "--webhook-id",
-        "77",
-        "--since",
-        "60",
-        "--api-url",
-        "http://127.0.0.1:1",
-    ]
+    argv = arguments("o/r", since="60", api_url="http://127.0.0.1:1")
 
     assert main(argv, {"GITHUB_TOKEN": TOKEN}) == EXIT_API_FAILURE
 
@@ -288,7 +274,7 @@ def test_pagination_link_to_another_host_is_not_followed(github: FakeGitHub) -> 
 def test_api_url_comes_from_github_api_url_when_not_given(
     github: FakeGitHub, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--github-path", "o/r", "--webhook-id", "77", "--since", "3600"]
+    argv = arguments("o/r")
 
     assert main(argv, {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github.url}) == EXIT_OK
     assert json.loads(capsys.readouterr().out) == {"redelivered": 2}
@@ -360,19 +346,7 @@ def test_invalid_app_private_key_exits_with_the_bad_arguments_code(github: FakeG
 
 def test_runs_as_a_module_and_prints_json(github: FakeGitHub) -> None:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webhook_router.redeliver",
-            "--github-path",
-            "o/r",
-            "--webhook-id",
-            "77",
-            "--since",
-            "3600",
-            "--api-url",
-            github.url,
-        ],
+        [sys.executable, "-m", "webhook_router.redeliver", *arguments("o/r", api_url=github.url)],
         cwd=ROOT,
         env={"GITHUB_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"},
         capture_output=True,

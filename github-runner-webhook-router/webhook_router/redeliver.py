@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 import jwt
@@ -33,6 +33,7 @@ REQUEST_TIMEOUT_SECONDS = 10
 MAX_PAGES = 1000
 _PATH = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")
 _APP_VARIABLES = ("GITHUB_APP_CLIENT_ID", "GITHUB_APP_INSTALLATION_ID", "GITHUB_APP_PRIVATE_KEY")
+_Document = TypeVar("_Document", dict[str, Any], list[Any])
 
 
 class ArgumentsError(RouterError):
@@ -123,7 +124,7 @@ class GitHub:
             if url is None:
                 return
             response = self._call("GET", url)
-            page = [_delivery(item) for item in _json_list(response)]
+            page = [_delivery(item) for item in _json(response, list)]
             yield from page
             if not page or page[-1].delivered_at < cutoff:
                 return
@@ -183,28 +184,19 @@ class GitHub:
             f"{self._api}/app/installations/{app.installation_id}/access_tokens",
             {"Accept": "application/vnd.github+json", "Authorization": f"Bearer {assertion}"},
         )
-        token = _json_object(response).get("token")
+        token = _json(response, dict).get("token")
         if not isinstance(token, str) or not token:
             raise ApiError("GitHub returned no installation token")
         return token
 
 
-def _json_object(response: requests.Response) -> dict[str, Any]:
+def _json(response: requests.Response, expected: type[_Document]) -> _Document:
+    """The response's JSON document, which must be an `expected` (an object or an array)."""
     try:
         document = response.json()
     except ValueError as exc:
         raise ApiError("GitHub returned a body that is not JSON") from exc
-    if not isinstance(document, dict):
-        raise ApiError("GitHub returned an unexpected JSON document")
-    return document
-
-
-def _json_list(response: requests.Response) -> list[Any]:
-    try:
-        document = response.json()
-    except ValueError as exc:
-        raise ApiError("GitHub returned a body that is not JSON") from exc
-    if not isinstance(document, list):
+    if not isinstance(document, expected):
         raise ApiError("GitHub returned an unexpected JSON document")
     return document
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from webhook_router.errors import ConfigError
@@ -27,6 +28,8 @@ BROKER_SCHEMES = frozenset(
     {"mongodb", "mongodb+srv", "amqp", "amqps", "pyamqp", "redis", "rediss", "filesystem"}
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+_Number = TypeVar("_Number", int, float)
 
 
 def default_state_dir() -> Path:
@@ -145,30 +148,47 @@ def _dedup_url(value: str | None) -> str | None:
 
 
 def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    return _bounded(env, name, default, low, high, int, "an integer")
+
+
+def _seconds(env: Mapping[str, str]) -> float:
+    return _bounded(
+        env,
+        "FLASK_PUBLISH_TIMEOUT_SECONDS",
+        DEFAULT_PUBLISH_TIMEOUT_SECONDS,
+        0.1,
+        MAX_PUBLISH_TIMEOUT_SECONDS,
+        float,
+        "a number of seconds",
+        " (GitHub waits 10 s for an answer)",
+    )
+
+
+def _bounded(
+    env: Mapping[str, str],
+    name: str,
+    default: _Number,
+    low: _Number,
+    high: _Number,
+    parse: Callable[[str], _Number],
+    kind: str,
+    why: str = "",
+) -> _Number:
+    """Read variable `name` with `parse` (`default` when unset) and check it is in `low`..`high`.
+
+    The messages name the variable: `kind` says what `parse` accepts ("an integer"), `why` is
+    appended where the bounds need explaining.
+
+    Raises:
+        ConfigError: the value does not parse or is out of bounds.
+    """
     text = env.get(name)
     if text is None:
         return default
     try:
-        value = int(text)
+        value = parse(text)
     except ValueError as exc:
-        raise ConfigError(f"{name}: {text!r} is not an integer") from exc
+        raise ConfigError(f"{name}: {text!r} is not {kind}") from exc
     if not low <= value <= high:
-        raise ConfigError(f"{name}: {value} is outside {low}..{high}")
-    return value
-
-
-def _seconds(env: Mapping[str, str]) -> float:
-    name = "FLASK_PUBLISH_TIMEOUT_SECONDS"
-    text = env.get(name)
-    if text is None:
-        return DEFAULT_PUBLISH_TIMEOUT_SECONDS
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise ConfigError(f"{name}: {text!r} is not a number of seconds") from exc
-    if not 0.1 <= value <= MAX_PUBLISH_TIMEOUT_SECONDS:
-        raise ConfigError(
-            f"{name}: {value} is outside 0.1..{MAX_PUBLISH_TIMEOUT_SECONDS} "
-            "(GitHub waits 10 s for an answer)"
-        )
+        raise ConfigError(f"{name}: {value} is outside {low}..{high}{why}")
     return value

@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from dns_backends.git import from_env
+from dns_backends.git import GitBackend, from_env
 
 from tests.dns_backends.contract import token
+from tests.sshd import SshServer
 
 # Zone files as a DNS team writes them: comments, directives, tabs, trailing blanks, CRLF.
 SEED_ZONES: dict[str, bytes] = {
@@ -34,6 +35,8 @@ SEED_ZONES: dict[str, bytes] = {
 }
 
 GIT_IDENTITY = ["-c", "user.name=DNS team", "-c", "user.email=dns@example.com"]
+# The record the DNS team adds in ``push_behind_the_back`` in these tests.
+TEAM_RECORD = b"new IN A 192.0.2.7\n"
 
 
 def git(*args: str | Path, cwd: Path | None = None) -> bytes:
@@ -78,6 +81,34 @@ def push_behind_the_back(remote: Path, workspace: Path, name: str, line: bytes) 
         handle.write(line)
     git("commit", "-q", "-am", "DNS team: add a record", cwd=workspace)
     git("push", "-q", "origin", "main", cwd=workspace)
+
+
+def present_around_a_team_push(backend: GitBackend, remote: Path, workspace: Path) -> bytes:
+    """Present ``token("a")``, let the DNS team push a record, present ``token("b")``.
+
+    Returns the zone file at the remote's tip afterwards, for the test to check what was kept.
+    """
+    backend.present("_acme-challenge.a.example.com", token("a"))
+    push_behind_the_back(remote, workspace, "example.com.domain", TEAM_RECORD)
+    backend.present("_acme-challenge.b.example.com", token("b"))
+    return remote_file(remote, "example.com.domain")
+
+
+def local_environ(remote: Path, workdir: Path, url: str | None = None) -> dict[str, str]:
+    """The environment of a backend on a bare repository of this machine (``main`` by default)."""
+    return {"DJANGO_GIT_REPO": url or f"file://{remote}@main", "DJANGO_GIT_WORKDIR": str(workdir)}
+
+
+def ssh_environ(sshd: SshServer, remote: Path, workdir: Path, **overrides: str) -> dict[str, str]:
+    """The environment of a backend on ``remote`` through ``sshd``, with ``overrides`` applied."""
+    environ = {
+        "DJANGO_GIT_REPO": sshd.url(remote),
+        "DJANGO_GIT_SSH_KEY": sshd.client_key,
+        "DJANGO_GIT_KNOWN_HOSTS": sshd.known_hosts,
+        "DJANGO_GIT_WORKDIR": str(workdir),
+    }
+    environ.update(overrides)
+    return environ
 
 
 def present_in_process(environ: dict[str, str], names: list[str]) -> list[str]:

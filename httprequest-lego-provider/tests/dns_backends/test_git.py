@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,12 @@ from dns_backends.git import GitBackend, from_env
 from tests.dns_backends.contract import DnsBackendContract, token
 from tests.dns_backends.git_fixtures import (
     SEED_ZONES,
+    TEAM_RECORD,
     commit_messages,
     git,
+    local_environ,
     make_remote,
-    push_behind_the_back,
+    present_around_a_team_push,
     remote_file,
 )
 
@@ -28,9 +31,7 @@ def remote(tmp_path: Path) -> Path:
 
 
 def local_backend(remote: Path, workdir: Path, url: str | None = None) -> GitBackend:
-    return from_env(
-        {"DJANGO_GIT_REPO": url or f"file://{remote}@main", "DJANGO_GIT_WORKDIR": str(workdir)}
-    )
+    return from_env(local_environ(remote, workdir, url))
 
 
 @pytest.fixture
@@ -162,42 +163,32 @@ def test_names_are_compared_case_insensitively_and_without_the_trailing_dot(
 def test_a_commit_pushed_by_someone_else_is_kept(
     backend: GitBackend, remote: Path, tmp_path: Path
 ) -> None:
-    backend.present("_acme-challenge.a.example.com", token("a"))
-    push_behind_the_back(remote, tmp_path / "team", "example.com.domain", b"new IN A 192.0.2.7\n")
-    backend.present("_acme-challenge.b.example.com", token("b"))
-    zone = remote_file(remote, "example.com.domain")
-    assert b"new IN A 192.0.2.7\n" in zone
+    zone = present_around_a_team_push(backend, remote, tmp_path / "team")
+    assert TEAM_RECORD in zone
     assert token("a").encode() in zone
     assert token("b").encode() in zone
 
 
 def test_plain_path_remote_uses_the_remote_head_branch(remote: Path, tmp_path: Path) -> None:
-    backend = local_backend(remote, tmp_path / "work", url=str(remote))
-    try:
+    with closing(local_backend(remote, tmp_path / "work", url=str(remote))) as backend:
         backend.present("_acme-challenge.example.com", token("a"))
-    finally:
-        backend.close()
     assert token("a").encode() in remote_file(remote, "example.com.domain")
 
 
 def test_configured_branch_is_the_one_written(remote: Path, tmp_path: Path) -> None:
     git("--git-dir", remote, "branch", "dns", "main")
-    backend = local_backend(remote, tmp_path / "work", url=f"{remote}@dns")
-    try:
+    with closing(local_backend(remote, tmp_path / "work", url=f"{remote}@dns")) as backend:
         backend.present("_acme-challenge.example.com", token("a"))
-    finally:
-        backend.close()
     assert token("a").encode() in remote_file(remote, "example.com.domain", branch="dns")
     assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
 
 
 def test_missing_branch_is_a_backend_error(remote: Path, tmp_path: Path) -> None:
-    backend = local_backend(remote, tmp_path / "work", url=f"{remote}@nope")
-    try:
-        with pytest.raises(DnsBackendError, match="no branch 'nope'"):
-            backend.present("_acme-challenge.example.com", token("a"))
-    finally:
-        backend.close()
+    with (
+        closing(local_backend(remote, tmp_path / "work", url=f"{remote}@nope")) as backend,
+        pytest.raises(DnsBackendError, match="no branch 'nope'"),
+    ):
+        backend.present("_acme-challenge.example.com", token("a"))
 
 
 def test_removed_remote_is_a_backend_error_and_nothing_claims_success(
@@ -241,12 +232,11 @@ def test_a_branch_lock_held_briefly_by_another_writer_is_waited_for(
 
 def test_a_non_bare_remote_is_refused(tmp_path: Path) -> None:
     git("init", "-q", "-b", "main", tmp_path / "checkout")
-    backend = local_backend(tmp_path / "checkout", tmp_path / "work")
-    try:
-        with pytest.raises(DnsBackendError, match="must be bare"):
-            backend.present("_acme-challenge.example.com", token("a"))
-    finally:
-        backend.close()
+    with (
+        closing(local_backend(tmp_path / "checkout", tmp_path / "work")) as backend,
+        pytest.raises(DnsBackendError, match="must be bare"),
+    ):
+        backend.present("_acme-challenge.example.com", token("a"))
 
 
 def test_values_outside_every_zone_are_empty(backend: GitBackend) -> None:
@@ -293,9 +283,8 @@ def test_an_unusable_workdir_is_a_backend_error_naming_the_variable(
 
 def test_a_directory_named_like_a_zone_file_is_not_a_zone(tmp_path: Path) -> None:
     remote = make_remote(tmp_path / "odd.git", {"example.org.domain/README": b"not a zone\n"})
-    backend = local_backend(remote, tmp_path / "work")
-    try:
-        with pytest.raises(ZoneNotFoundError):
-            backend.present("_acme-challenge.example.org", token("a"))
-    finally:
-        backend.close()
+    with (
+        closing(local_backend(remote, tmp_path / "work")) as backend,
+        pytest.raises(ZoneNotFoundError),
+    ):
+        backend.present("_acme-challenge.example.org", token("a"))

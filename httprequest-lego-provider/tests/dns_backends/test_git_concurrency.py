@@ -19,9 +19,11 @@ from tests.dns_backends.contract import token
 from tests.dns_backends.git_fixtures import (
     SEED_ZONES,
     commit_messages,
+    local_environ,
     make_remote,
     present_in_process,
     remote_file,
+    ssh_environ,
 )
 from tests.sshd import SshServer
 
@@ -43,17 +45,9 @@ def environ_for(request: pytest.FixtureRequest, remote: Path) -> EnvironFactory:
         hook.write_text(f"#!/bin/sh\ncat >> '{remote.parent / 'post-receive.log'}'\n")
         hook.chmod(0o755)
     if request.param.startswith("file"):
-        return lambda workdir: {
-            "DJANGO_GIT_REPO": f"file://{remote}@main",
-            "DJANGO_GIT_WORKDIR": str(workdir),
-        }
+        return lambda workdir: local_environ(remote, workdir)
     sshd: SshServer = request.getfixturevalue("sshd")
-    return lambda workdir: {
-        "DJANGO_GIT_REPO": sshd.url(remote),
-        "DJANGO_GIT_SSH_KEY": sshd.client_key,
-        "DJANGO_GIT_KNOWN_HOSTS": sshd.known_hosts,
-        "DJANGO_GIT_WORKDIR": str(workdir),
-    }
+    return lambda workdir: ssh_environ(sshd, remote, workdir)
 
 
 def published(remote: Path) -> bytes:

@@ -20,11 +20,13 @@ from dns_backends.git import GitBackend, from_env
 from tests.dns_backends.contract import token
 from tests.dns_backends.git_fixtures import (
     SEED_ZONES,
+    TEAM_RECORD,
     commit_messages,
     git,
+    local_environ,
     make_remote,
+    present_around_a_team_push,
     present_in_process,
-    push_behind_the_back,
     remote_file,
 )
 
@@ -34,10 +36,6 @@ NAMES = [f"_acme-challenge.h{i}.example.com" for i in range(24)]
 @pytest.fixture
 def remote(tmp_path: Path) -> Path:
     return make_remote(tmp_path / "zones.git")
-
-
-def local_environ(remote: Path, workdir: Path) -> dict[str, str]:
-    return {"DJANGO_GIT_REPO": f"file://{remote}@main", "DJANGO_GIT_WORKDIR": str(workdir)}
 
 
 @pytest.fixture
@@ -159,11 +157,8 @@ def test_a_commit_pushed_by_someone_else_is_kept_through_the_hooks(
 ) -> None:
     log = tmp_path / "post-receive.log"
     install_logging_post_receive(remote, log)
-    backend.present("_acme-challenge.a.example.com", token("a"))
-    push_behind_the_back(remote, tmp_path / "team", "example.com.domain", b"new IN A 192.0.2.7\n")
-    backend.present("_acme-challenge.b.example.com", token("b"))
-    zone = remote_file(remote, "example.com.domain")
-    assert b"new IN A 192.0.2.7\n" in zone
+    zone = present_around_a_team_push(backend, remote, tmp_path / "team")
+    assert TEAM_RECORD in zone
     assert token("a").encode() in zone
     assert token("b").encode() in zone
     history = branch_history(remote)

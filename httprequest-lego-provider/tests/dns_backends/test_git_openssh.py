@@ -16,13 +16,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from dns_backends.git import GitBackend, from_env
 
 from tests.dns_backends.contract import token
-from tests.dns_backends.git_fixtures import make_remote, remote_file
+from tests.dns_backends.git_fixtures import make_remote, remote_file, ssh_environ
 from tests.sshd import SshServer
 
 EXIT_WAIT_SECONDS = 10
@@ -40,18 +41,9 @@ def short_workdir() -> Iterator[Path]:
         yield Path(directory)
 
 
-def environ(sshd: SshServer, remote: Path, workdir: Path) -> dict[str, str]:
-    return {
-        "DJANGO_GIT_REPO": sshd.url(remote),
-        "DJANGO_GIT_SSH_KEY": sshd.client_key,
-        "DJANGO_GIT_KNOWN_HOSTS": sshd.known_hosts,
-        "DJANGO_GIT_WORKDIR": str(workdir),
-    }
-
-
 @pytest.fixture
 def backend(sshd: SshServer, remote: Path, short_workdir: Path) -> Iterator[GitBackend]:
-    backend = from_env(environ(sshd, remote, short_workdir))
+    backend = from_env(ssh_environ(sshd, remote, short_workdir))
     yield backend
     backend.close()
 
@@ -95,6 +87,15 @@ def wait_until_gone(pid: int) -> bool:
     return gone(pid)
 
 
+def running_master(backend: GitBackend, workdir: Path) -> tuple[Path, int]:
+    """Present a record, which starts the master; return its control socket and its pid."""
+    backend.present("_acme-challenge.a.example.com", token("a"))
+    control_path = session_directory(workdir) / "s"
+    pid = master_pid(control_path)
+    assert pid is not None
+    return control_path, pid
+
+
 def test_presents_share_one_ssh_connection(
     backend: GitBackend, sshd: SshServer, remote: Path
 ) -> None:
@@ -114,7 +115,7 @@ def test_the_key_is_private_to_the_process_and_removed_on_close(
 ) -> None:
     previous_umask = os.umask(0)  # whatever the umask, the key must not be readable by others
     try:
-        backend = from_env(environ(sshd, remote, short_workdir))
+        backend = from_env(ssh_environ(sshd, remote, short_workdir))
         backend.present("_acme-challenge.www.example.com", token("a"))
     finally:
         os.umask(previous_umask)
@@ -134,11 +135,8 @@ def test_the_key_is_private_to_the_process_and_removed_on_close(
 def test_close_stops_the_master_connection(
     sshd: SshServer, remote: Path, short_workdir: Path
 ) -> None:
-    backend = from_env(environ(sshd, remote, short_workdir))
-    backend.present("_acme-challenge.www.example.com", token("a"))
-    control_path = session_directory(short_workdir) / "s"
-    pid = master_pid(control_path)
-    assert pid is not None
+    backend = from_env(ssh_environ(sshd, remote, short_workdir))
+    control_path, pid = running_master(backend, short_workdir)
     backend.close()
     assert wait_until_gone(pid)
     assert master_pid(control_path) is None
@@ -148,10 +146,7 @@ def test_a_killed_master_is_replaced_without_the_caller_noticing(
     backend: GitBackend, sshd: SshServer, short_workdir: Path
 ) -> None:
     """The socket of a dead master is stale: the next transfer removes it and starts anew."""
-    backend.present("_acme-challenge.a.example.com", token("a"))
-    control_path = session_directory(short_workdir) / "s"
-    killed = master_pid(control_path)
-    assert killed is not None
+    control_path, killed = running_master(backend, short_workdir)
     before = connections(sshd)
     os.kill(killed, signal.SIGKILL)
     assert wait_until_gone(killed)
@@ -166,10 +161,7 @@ def test_a_killed_master_is_replaced_without_the_caller_noticing(
 def test_a_removed_control_socket_is_replaced_without_the_caller_noticing(
     backend: GitBackend, sshd: SshServer, short_workdir: Path
 ) -> None:
-    backend.present("_acme-challenge.a.example.com", token("a"))
-    control_path = session_directory(short_workdir) / "s"
-    orphan = master_pid(control_path)
-    assert orphan is not None
+    control_path, orphan = running_master(backend, short_workdir)
     control_path.unlink()
     try:
         backend.present("_acme-challenge.b.example.com", token("b"))
@@ -186,13 +178,10 @@ def test_a_long_or_unusual_work_directory_keeps_its_socket_in_tmp(
 ) -> None:
     """Unix socket paths are short, and ssh expands ``%`` in paths: neither may break it."""
     workdir = tmp_path / ("w" * 80) / "100% work dir"
-    backend = from_env(environ(sshd, remote, workdir))
-    try:
+    with closing(from_env(ssh_environ(sshd, remote, workdir))) as backend:
         backend.present("_acme-challenge.www.example.com", token("a"))
         session = session_directory(Path("/tmp"))
         assert master_pid(session / "s") is not None
-    finally:
-        backend.close()
     assert not session.exists()
     assert token("a").encode() in remote_file(remote, "example.com.domain")
 
@@ -204,11 +193,8 @@ def test_session_directories_of_dead_processes_are_removed(
     abandoned = short_workdir / "lego-ssh-4194305-abcdefgh"  # above Linux's largest pid
     abandoned.mkdir(mode=0o700)
     (abandoned / "id").write_text(sshd.client_key)
-    backend = from_env(environ(sshd, remote, short_workdir))
-    try:
+    with closing(from_env(ssh_environ(sshd, remote, short_workdir))) as backend:
         backend.present("_acme-challenge.www.example.com", token("a"))
-    finally:
-        backend.close()
     assert not abandoned.exists()
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -18,13 +19,17 @@ from dns_backends.git import GitBackend, from_env
 from tests.dns_backends.contract import DnsBackendContract, token
 from tests.dns_backends.git_fixtures import (
     SEED_ZONES,
+    TEAM_RECORD,
     commit_messages,
     git,
     make_remote,
-    push_behind_the_back,
+    present_around_a_team_push,
     remote_file,
+    ssh_environ,
 )
 from tests.sshd import SshServer
+
+BackendOpener = Callable[..., GitBackend]
 
 
 def unused_port() -> int:
@@ -33,17 +38,6 @@ def unused_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-def ssh_environ(sshd: SshServer, remote: Path, workdir: Path, **overrides: str) -> dict[str, str]:
-    environ = {
-        "DJANGO_GIT_REPO": sshd.url(remote),
-        "DJANGO_GIT_SSH_KEY": sshd.client_key,
-        "DJANGO_GIT_KNOWN_HOSTS": sshd.known_hosts,
-        "DJANGO_GIT_WORKDIR": str(workdir),
-    }
-    environ.update(overrides)
-    return environ
 
 
 @pytest.fixture(params=["openssh", "libgit2"])
@@ -59,10 +53,27 @@ def remote(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def backend(sshd: SshServer, remote: Path, tmp_path: Path) -> Iterator[GitBackend]:
-    backend = from_env(ssh_environ(sshd, remote, tmp_path / "work"))
-    yield backend
-    backend.close()
+def open_backend(sshd: SshServer, remote: Path, tmp_path: Path) -> Iterator[BackendOpener]:
+    """Open backends on ``remote`` over ``sshd``; each is closed when the test ends.
+
+    The opener takes the work directory's name under ``tmp_path`` (``work`` by default) and
+    environment overrides.
+    """
+    opened: list[GitBackend] = []
+
+    def open_backend(workdir: str = "work", **overrides: str) -> GitBackend:
+        backend = from_env(ssh_environ(sshd, remote, tmp_path / workdir, **overrides))
+        opened.append(backend)
+        return backend
+
+    yield open_backend
+    for backend in opened:
+        backend.close()
+
+
+@pytest.fixture
+def backend(open_backend: BackendOpener) -> GitBackend:
+    return open_backend()
 
 
 class TestGitBackendOverSsh(DnsBackendContract):
@@ -82,24 +93,15 @@ def test_present_over_ssh_writes_the_reference_line_and_commit(
 
 
 def test_a_push_behind_the_clones_back_is_fetched_and_the_change_re_applied(
-    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
+    open_backend: BackendOpener, remote: Path, tmp_path: Path, transport: str
 ) -> None:
     """A stale persistent clone has its push rejected, fetches, re-applies and pushes again.
 
     Both the other writer's change and ours are kept, ours on top.
     """
-    environ = ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_SSH_TRANSPORT=transport)
-    backend = from_env(environ)
-    try:
-        backend.present("_acme-challenge.a.example.com", token("a"))
-        push_behind_the_back(
-            remote, tmp_path / "team", "example.com.domain", b"new IN A 192.0.2.7\n"
-        )
-        backend.present("_acme-challenge.b.example.com", token("b"))
-    finally:
-        backend.close()
-    zone = remote_file(remote, "example.com.domain")
-    assert b"new IN A 192.0.2.7\n" in zone
+    backend = open_backend(DJANGO_GIT_SSH_TRANSPORT=transport)
+    zone = present_around_a_team_push(backend, remote, tmp_path / "team")
+    assert TEAM_RECORD in zone
     assert token("a").encode() in zone
     assert token("b").encode() in zone
     assert commit_messages(remote)[:3] == [
@@ -110,64 +112,39 @@ def test_a_push_behind_the_clones_back_is_fetched_and_the_change_re_applied(
 
 
 def test_a_push_refused_by_a_hook_raises_with_its_reason_and_publishes_nothing(
-    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
+    open_backend: BackendOpener, remote: Path, transport: str
 ) -> None:
     hook = remote / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'zone freeze in effect' >&2\nexit 1\n")
     hook.chmod(0o755)
-    backend = from_env(
-        ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_SSH_TRANSPORT=transport)
-    )
-    try:
-        with pytest.raises(DnsBackendError, match="refused the push") as raised:
-            backend.present("_acme-challenge.www.example.com", token("a"))
-        assert "zone freeze in effect" in raised.value.public_message
-        assert not isinstance(raised.value, DnsBackendUnavailableError)
-        assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
-        assert backend.values("_acme-challenge.www.example.com") == set()
-    finally:
-        backend.close()
+    backend = open_backend(DJANGO_GIT_SSH_TRANSPORT=transport)
+    with pytest.raises(DnsBackendError, match="refused the push") as raised:
+        backend.present("_acme-challenge.www.example.com", token("a"))
+    assert "zone freeze in effect" in raised.value.public_message
+    assert not isinstance(raised.value, DnsBackendUnavailableError)
+    assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
+    assert backend.values("_acme-challenge.www.example.com") == set()
 
 
 def test_a_host_key_that_does_not_match_known_hosts_is_refused(
-    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
+    open_backend: BackendOpener, sshd: SshServer, remote: Path, transport: str
 ) -> None:
     _, impostor_public = sshd.keygen(f"impostor-{transport}")
-    backend = from_env(
-        ssh_environ(
-            sshd,
-            remote,
-            tmp_path / "work",
-            DJANGO_GIT_KNOWN_HOSTS=sshd.host_line(impostor_public),
-            DJANGO_GIT_SSH_TRANSPORT=transport,
-        )
+    backend = open_backend(
+        DJANGO_GIT_KNOWN_HOSTS=sshd.host_line(impostor_public), DJANGO_GIT_SSH_TRANSPORT=transport
     )
-    try:
-        with pytest.raises(DnsBackendError, match="host key is not in known_hosts"):
-            backend.present("_acme-challenge.www.example.com", token("a"))
-    finally:
-        backend.close()
+    with pytest.raises(DnsBackendError, match="host key is not in known_hosts"):
+        backend.present("_acme-challenge.www.example.com", token("a"))
     assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
 
 
 def test_known_hosts_without_this_host_is_refused(
-    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
+    open_backend: BackendOpener, sshd: SshServer, transport: str
 ) -> None:
     other_host = sshd.known_hosts.replace("[127.0.0.1]", "[192.0.2.1]")
-    backend = from_env(
-        ssh_environ(
-            sshd,
-            remote,
-            tmp_path / "work",
-            DJANGO_GIT_KNOWN_HOSTS=other_host,
-            DJANGO_GIT_SSH_TRANSPORT=transport,
-        )
-    )
-    try:
-        with pytest.raises(DnsBackendError, match="host key"):
-            backend.values("_acme-challenge.www.example.com")
-    finally:
-        backend.close()
+    backend = open_backend(DJANGO_GIT_KNOWN_HOSTS=other_host, DJANGO_GIT_SSH_TRANSPORT=transport)
+    with pytest.raises(DnsBackendError, match="host key"):
+        backend.values("_acme-challenge.www.example.com")
 
 
 def test_hashed_known_hosts_from_ssh_keyscan_are_accepted(
@@ -186,76 +163,43 @@ def test_hashed_known_hosts_from_ssh_keyscan_are_accepted(
     environ = ssh_environ(sshd, remote, tmp_path / "work")
     del environ["DJANGO_GIT_KNOWN_HOSTS"]
     environ["DJANGO_GIT_KNOWN_HOSTS_FILE"] = str(known_hosts_file)
-    backend = from_env(environ)
-    try:
+    with closing(from_env(environ)) as backend:
         backend.present("_acme-challenge.www.example.com", token("a"))
-    finally:
-        backend.close()
     assert token("a").encode() in remote_file(remote, "example.com.domain")
 
 
 def test_a_good_and_a_bad_known_hosts_in_one_process_do_not_mix(
-    sshd: SshServer, remote: Path, tmp_path: Path
+    open_backend: BackendOpener, sshd: SshServer
 ) -> None:
     """libgit2's known_hosts location is process-wide; each backend must still use its own."""
     _, impostor_public = sshd.keygen("impostor2")
-    good = from_env(ssh_environ(sshd, remote, tmp_path / "good"))
-    bad = from_env(
-        ssh_environ(
-            sshd, remote, tmp_path / "bad", DJANGO_GIT_KNOWN_HOSTS=sshd.host_line(impostor_public)
-        )
-    )
-    try:
-        good.present("_acme-challenge.a.example.com", token("a"))
-        with pytest.raises(DnsBackendError, match="host key"):
-            bad.present("_acme-challenge.b.example.com", token("b"))
-        good.present("_acme-challenge.c.example.com", token("c"))
-    finally:
-        good.close()
-        bad.close()
+    good = open_backend("good")
+    bad = open_backend("bad", DJANGO_GIT_KNOWN_HOSTS=sshd.host_line(impostor_public))
+    good.present("_acme-challenge.a.example.com", token("a"))
+    with pytest.raises(DnsBackendError, match="host key"):
+        bad.present("_acme-challenge.b.example.com", token("b"))
+    good.present("_acme-challenge.c.example.com", token("c"))
 
 
 def test_a_key_the_server_does_not_accept_is_a_clear_error_without_the_key(
-    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
+    open_backend: BackendOpener, sshd: SshServer, transport: str
 ) -> None:
     stranger_private, _ = sshd.keygen(f"stranger-{transport}")
-    backend = from_env(
-        ssh_environ(
-            sshd,
-            remote,
-            tmp_path / "work",
-            DJANGO_GIT_SSH_KEY=stranger_private,
-            DJANGO_GIT_SSH_TRANSPORT=transport,
-        )
-    )
-    try:
-        with pytest.raises(DnsBackendError, match="refused the SSH key") as raised:
-            backend.present("_acme-challenge.www.example.com", token("a"))
-    finally:
-        backend.close()
+    backend = open_backend(DJANGO_GIT_SSH_KEY=stranger_private, DJANGO_GIT_SSH_TRANSPORT=transport)
+    with pytest.raises(DnsBackendError, match="refused the SSH key") as raised:
+        backend.present("_acme-challenge.www.example.com", token("a"))
     secret_line = stranger_private.splitlines()[1]
     assert secret_line not in str(raised.value)
-    assert secret_line not in repr(from_env(ssh_environ(sshd, remote, tmp_path / "w2")).__dict__)
+    assert secret_line not in repr(open_backend("w2").__dict__)
 
 
 def test_an_unreachable_remote_is_unavailable(
-    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
+    open_backend: BackendOpener, remote: Path, transport: str
 ) -> None:
     url = f"git+ssh://root@127.0.0.1:{unused_port()}{remote}@main"
-    backend = from_env(
-        ssh_environ(
-            sshd,
-            remote,
-            tmp_path / "work",
-            DJANGO_GIT_REPO=url,
-            DJANGO_GIT_SSH_TRANSPORT=transport,
-        )
-    )
-    try:
-        with pytest.raises(DnsBackendUnavailableError, match="unreachable"):
-            backend.present("_acme-challenge.www.example.com", token("a"))
-    finally:
-        backend.close()
+    backend = open_backend(DJANGO_GIT_REPO=url, DJANGO_GIT_SSH_TRANSPORT=transport)
+    with pytest.raises(DnsBackendUnavailableError, match="unreachable"):
+        backend.present("_acme-challenge.www.example.com", token("a"))
 
 
 def test_ssh_remote_without_known_hosts_is_a_configuration_error(
@@ -279,57 +223,33 @@ def test_the_clone_is_kept_between_requests_and_is_shallow(
 
 
 def test_a_missing_branch_is_a_backend_error_naming_it(
-    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
+    open_backend: BackendOpener, sshd: SshServer, remote: Path, transport: str
 ) -> None:
-    url = sshd.url(remote, "nope")
-    backend = from_env(
-        ssh_environ(
-            sshd,
-            remote,
-            tmp_path / "work",
-            DJANGO_GIT_REPO=url,
-            DJANGO_GIT_SSH_TRANSPORT=transport,
-        )
+    backend = open_backend(
+        DJANGO_GIT_REPO=sshd.url(remote, "nope"), DJANGO_GIT_SSH_TRANSPORT=transport
     )
-    try:
-        with pytest.raises(DnsBackendError, match="no branch 'nope'") as raised:
-            backend.present("_acme-challenge.www.example.com", token("a"))
-        assert not isinstance(raised.value, DnsBackendUnavailableError)
-    finally:
-        backend.close()
+    with pytest.raises(DnsBackendError, match="no branch 'nope'") as raised:
+        backend.present("_acme-challenge.www.example.com", token("a"))
+    assert not isinstance(raised.value, DnsBackendUnavailableError)
 
 
 def test_a_missing_repository_is_a_backend_error(
-    sshd: SshServer, remote: Path, tmp_path: Path
+    open_backend: BackendOpener, sshd: SshServer, tmp_path: Path
 ) -> None:
-    url = sshd.url(tmp_path / "missing.git")
-    backend = from_env(ssh_environ(sshd, remote, tmp_path / "work", DJANGO_GIT_REPO=url))
-    try:
-        with pytest.raises(DnsBackendError, match="no git repository at") as raised:
-            backend.present("_acme-challenge.www.example.com", token("a"))
-        assert not isinstance(raised.value, DnsBackendUnavailableError)
-    finally:
-        backend.close()
+    backend = open_backend(DJANGO_GIT_REPO=sshd.url(tmp_path / "missing.git"))
+    with pytest.raises(DnsBackendError, match="no git repository at") as raised:
+        backend.present("_acme-challenge.www.example.com", token("a"))
+    assert not isinstance(raised.value, DnsBackendUnavailableError)
 
 
 def test_without_a_branch_the_remote_head_branch_is_written(
-    sshd: SshServer, remote: Path, tmp_path: Path, transport: str
+    open_backend: BackendOpener, sshd: SshServer, remote: Path, transport: str
 ) -> None:
     git("--git-dir", remote, "branch", "dns", "main")
     git("--git-dir", remote, "symbolic-ref", "HEAD", "refs/heads/dns")
-    url = sshd.url(remote, branch=None)
-    backend = from_env(
-        ssh_environ(
-            sshd,
-            remote,
-            tmp_path / "work",
-            DJANGO_GIT_REPO=url,
-            DJANGO_GIT_SSH_TRANSPORT=transport,
-        )
+    backend = open_backend(
+        DJANGO_GIT_REPO=sshd.url(remote, branch=None), DJANGO_GIT_SSH_TRANSPORT=transport
     )
-    try:
-        backend.present("_acme-challenge.www.example.com", token("a"))
-    finally:
-        backend.close()
+    backend.present("_acme-challenge.www.example.com", token("a"))
     assert token("a").encode() in remote_file(remote, "example.com.domain", branch="dns")
     assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
