@@ -25,11 +25,6 @@ from tests.dns_backends.git_fixtures import (
 )
 
 
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    return make_remote(tmp_path / "zones.git")
-
-
 def local_backend(remote: Path, workdir: Path, url: str | None = None) -> GitBackend:
     return from_env(local_environ(remote, workdir, url))
 

@@ -20,7 +20,6 @@ from tests.dns_backends.git_fixtures import (
     SEED_ZONES,
     commit_messages,
     local_environ,
-    make_remote,
     present_in_process,
     remote_file,
     ssh_environ,
@@ -30,11 +29,6 @@ from tests.sshd import SshServer
 NAMES = [f"_acme-challenge.h{i}.example.com" for i in range(40)]
 
 EnvironFactory = Callable[[Path], dict[str, str]]
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    return make_remote(tmp_path / "zones.git")
 
 
 @pytest.fixture(params=["file", "file-with-hook", "ssh"])

@@ -24,18 +24,12 @@ from tests.dns_backends.git_fixtures import (
     commit_messages,
     git,
     local_environ,
-    make_remote,
     present_around_a_team_push,
     present_in_process,
     remote_file,
 )
 
 NAMES = [f"_acme-challenge.h{i}.example.com" for i in range(24)]
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    return make_remote(tmp_path / "zones.git")
 
 
 @pytest.fixture

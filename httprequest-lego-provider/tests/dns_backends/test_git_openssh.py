@@ -23,15 +23,10 @@ import pytest
 from dns_backends.git import GitBackend, from_env
 
 from tests.dns_backends.contract import token
-from tests.dns_backends.git_fixtures import make_remote, remote_file, ssh_environ
+from tests.dns_backends.git_fixtures import remote_file, ssh_environ
 from tests.sshd import SshServer
 
 EXIT_WAIT_SECONDS = 10
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    return make_remote(tmp_path / "zones.git")
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from tests.dns_backends.git_fixtures import (
     TEAM_RECORD,
     commit_messages,
     git,
-    make_remote,
     present_around_a_team_push,
     remote_file,
     ssh_environ,
@@ -45,11 +44,6 @@ def transport(request: pytest.FixtureRequest) -> str:
     """``DJANGO_GIT_SSH_TRANSPORT`` for the tests that must behave alike with both."""
     value: str = request.param
     return value
-
-
-@pytest.fixture
-def remote(tmp_path: Path) -> Path:
-    return make_remote(tmp_path / "zones.git")
 
 
 @pytest.fixture
