@@ -142,7 +142,11 @@ def test_invalid_bodies_answer_400_with_a_message_naming_the_field(
     assert memory_backend.values(NAME) == set()
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"null", b"[]", b'"string"', b"42", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"{not json", b"null", b"[]", b'"string"', b"42", b"\xff\xfe", b"[" * 30_000 + b"]" * 30_000],
+    ids=["broken", "null", "list", "string", "number", "not-utf8", "deeply-nested"],
+)
 def test_bodies_that_are_not_a_json_object_answer_400(
     machine: Account, memory_backend: MemoryBackend, raw: bytes
 ) -> None:
@@ -202,3 +206,35 @@ def test_backend_unavailable_answers_503_with_its_message(
     monkeypatch.setattr("api.records.get_backend", lambda: backend)
     status, body = post(machine.client(), "/present", {"fqdn": NAME + ".", "value": VALUE})
     assert (status, body) == (503, {"detail": "git remote unreachable, try again later"})
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=latin-1",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=xyz",
+        "multipart/form-data",
+        "text/plain",
+        "",
+    ],
+)
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x00\x01\x02",
+        b"fqdn=%ff%fe&value=%00",
+        b'{"fqdn": "\\u0000", "value": "\\ud800"}',
+        b"--xyz\r\nContent-Disposition: form-data; name=fqdn\r\n\r\nx\r\n--xyz--\r\n",
+        b'{"fqdn": 1e999, "value": [[[]]]}',
+    ],
+    ids=["empty", "binary", "bad-percent", "nul-and-surrogate", "multipart", "odd-json"],
+)
+def test_malformed_requests_never_answer_5xx(
+    machine: Account, memory_backend: MemoryBackend, content_type: str, raw: bytes
+) -> None:
+    response = machine.client().generic("POST", "/present", raw, content_type=content_type)
+    assert 400 <= response.status_code < 500, response.content
+    assert memory_backend.values(NAME) == set()

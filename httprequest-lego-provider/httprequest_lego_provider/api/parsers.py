@@ -29,5 +29,6 @@ class LimitedJSONParser(JSONParser):
             raise BodyTooLargeError()
         try:
             return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # RecursionError: a body of deeply nested arrays, well within the size limit.
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise ParseError("body is not valid JSON") from exc
