@@ -235,6 +235,7 @@ def test_backend_unavailable_answers_503_with_its_message(
 def test_malformed_requests_never_answer_5xx(
     machine: Account, memory_backend: MemoryBackend, content_type: str, raw: bytes
 ) -> None:
-    response = machine.client().generic("POST", "/present", raw, content_type=content_type)
+    client = Client(HTTP_AUTHORIZATION=machine.basic_auth())
+    response = client.generic("POST", "/present", raw, content_type=content_type)
     assert 400 <= response.status_code < 500, response.content
     assert memory_backend.values(NAME) == set()
