@@ -7,6 +7,7 @@ import json
 from base64 import urlsafe_b64encode
 
 import pytest
+from django.test import Client
 from dns_backends import DnsBackendUnavailableError
 from dns_backends.memory import MemoryBackend
 from rest_framework.test import APIClient
@@ -238,4 +239,5 @@ def test_malformed_requests_never_answer_5xx(
     client = Client(HTTP_AUTHORIZATION=machine.basic_auth())
     response = client.generic("POST", "/present", raw, content_type=content_type)
     assert 400 <= response.status_code < 500, response.content
+    assert response.status_code != 401  # authenticated: the body itself was judged
     assert memory_backend.values(NAME) == set()
