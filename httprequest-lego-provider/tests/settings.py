@@ -20,3 +20,7 @@ PASSWORD_HASHERS = [
     "api.hashers.GeneratedTokenHasher",
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
 ]
+
+# A database name of this run's own, so two runs on one machine (a developer's and CI's, or a
+# helper's) never drop each other's test database.
+DATABASES["default"]["TEST"] = {"NAME": f"test_hlp_{os.getpid()}"}  # noqa: F405
