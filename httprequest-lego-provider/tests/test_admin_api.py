@@ -146,3 +146,11 @@ def test_admin_static_files_are_served_by_the_app() -> None:
     response = Client().get("/static/admin/css/base.css")
     assert response.status_code == 200
     assert b"body" in b"".join(response.streaming_content)  # type: ignore[attr-defined]
+
+
+def test_token_endpoint_answers_400_to_a_huge_json_integer() -> None:
+    from rest_framework.test import APIClient
+
+    body = b'{"username": ' + b"9" * 5_000 + b', "password": "x"}'
+    response = APIClient().post("/api/v1/auth/token/", body, content_type="application/json")
+    assert response.status_code == 400

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from base64 import b64encode
 
 import pytest
 from api.accounts import save_account
 from api.hashers import ALGORITHM, is_generated_password_hash
+from django.contrib.auth import authenticate
 from django.contrib.auth.hashers import get_hasher
 from django.test import Client
 from django.test.utils import override_settings
@@ -124,3 +126,47 @@ def test_generated_hash_check_rejects_a_wrong_password() -> None:
     assert hasher.verify("right-password", encoded)
     assert not hasher.verify("wrong-password", encoded)
     assert hasher.safe_summary(encoded)["algorithm"] == ALGORITHM
+
+
+def test_jwt_refresh_for_a_deleted_user_answers_401(machine: Account) -> None:
+    tokens = (
+        APIClient()
+        .post(
+            "/api/v1/auth/token/",
+            {"username": "machine", "password": machine.password},
+            format="json",
+        )
+        .json()
+    )
+    machine.user.delete()
+    refreshed = APIClient().post(
+        "/api/v1/auth/token/refresh/", {"refresh": tokens["refresh"]}, format="json"
+    )
+    assert refreshed.status_code == 401
+
+
+def test_a_nul_byte_in_the_basic_auth_username_answers_401(memory_backend: MemoryBackend) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Basic " + b64encode(b"ma\x00chine:pw").decode())
+    assert client.post("/present", BODY, format="json").status_code == 401
+
+
+@pytest.mark.parametrize("kind", ["generated", "human", "unknown"])
+def test_every_failed_login_runs_the_slow_hasher(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed login costs the same whoever it names, so timing reveals no account kind."""
+    save_account("robot")
+    save_account("person", "a-long-human-password")
+    username = {"generated": "robot", "human": "person", "unknown": "nobody"}[kind]
+    slow = get_hasher("default")
+    calls: list[str] = []
+    real_encode = type(slow).encode
+
+    def counting_encode(self: object, password: str, salt: str, *args: object) -> str:
+        calls.append(password)
+        return real_encode(self, password, salt, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(slow), "encode", counting_encode)
+    assert authenticate(username=username, password="wrong-password") is None
+    assert calls, f"a failed login for a {kind} account ran no slow hash"

@@ -145,8 +145,17 @@ def test_invalid_bodies_answer_400_with_a_message_naming_the_field(
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{not json", b"null", b"[]", b'"string"', b"42", b"\xff\xfe", b"[" * 30_000 + b"]" * 30_000],
-    ids=["broken", "null", "list", "string", "number", "not-utf8", "deeply-nested"],
+    [
+        b"{not json",
+        b"null",
+        b"[]",
+        b'"string"',
+        b"42",
+        b"\xff\xfe",
+        b"[" * 30_000 + b"]" * 30_000,
+        b'{"fqdn": ' + b"1" * 5_000 + b"}",
+    ],
+    ids=["broken", "null", "list", "string", "number", "not-utf8", "deeply-nested", "huge-int"],
 )
 def test_bodies_that_are_not_a_json_object_answer_400(
     machine: Account, memory_backend: MemoryBackend, raw: bytes

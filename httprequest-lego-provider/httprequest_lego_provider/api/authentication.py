@@ -32,18 +32,28 @@ class GeneratedTokenAwareModelBackend(ModelBackend):
         user_model = get_user_model()
         if username is None:
             username = kwargs.get(user_model.USERNAME_FIELD)
-        if username is None or password is None:
-            return None
+        if username is None or password is None or "\x00" in username:
+            return None  # PostgreSQL cannot even compare a text containing NUL
         try:
             user = user_model._default_manager.get_by_natural_key(username)
         except user_model.DoesNotExist:
-            # Same cost as a failed check of a human password, so timing reveals no username.
-            user_model().set_password(password)
+            _spend_a_slow_check(password)
             return None
         if is_generated_password_hash(user.password):
             valid = check_password(password, user.password)
+            if not valid:
+                _spend_a_slow_check(password)
         else:
             valid = user.check_password(password)
         if valid and self.user_can_authenticate(user):
             return user
         return None
+
+
+def _spend_a_slow_check(password: str) -> None:
+    """Cost a failure what a failed human-password check costs.
+
+    Otherwise the time of a failed login tells unknown users and machine accounts (fast hash)
+    apart from people: only a successful check of a generated password may be fast.
+    """
+    get_user_model()().set_password(password)

@@ -29,6 +29,7 @@ class LimitedJSONParser(JSONParser):
             raise BodyTooLargeError()
         try:
             return json.loads(raw.decode("utf-8"))
-        # RecursionError: a body of deeply nested arrays, well within the size limit.
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # ValueError covers bad UTF-8, bad JSON and integers too long to convert; RecursionError,
+        # a body of deeply nested arrays well within the size limit.
+        except (ValueError, RecursionError) as exc:
             raise ParseError("body is not valid JSON") from exc

@@ -189,29 +189,30 @@ class LocalStore:
         try:
             ref.set_target(commit, "httprequest-lego-provider")
         except (pygit2.GitError, OSError) as exc:  # a lock file is reported as OSError
-            if self._lost_to_another_writer(base):
+            if self._lost_to_another_writer(base, locked="lock" in str(exc).lower()):
                 raise PushRejectedError from exc
             logger.warning("cannot move %s in %s: %s", self._ref, self._path, exc)
             raise DnsBackendError("the git repository refused to move its branch") from exc
 
-    def _lost_to_another_writer(self, base: pygit2.Oid) -> bool:
+    def _lost_to_another_writer(self, base: pygit2.Oid, *, locked: bool) -> bool:
         """After a failed update: did another writer (on any host) hold or move the branch?
 
-        Another writer holds ``<ref>.lock`` for the moment between taking it and renaming it
-        over the ref, so the tip can still read ``base`` just after our update failed. Wait
-        (briefly) for that writer to finish; a lock that outlives the wait is stale.
+        Another writer holds ``<ref>.lock`` from taking it until renaming it over the ref, so
+        our update can fail on the lock while the tip still reads ``base``; by the time we
+        look, that writer may have finished (tip moved) or given up (lock gone). Either way we
+        lost a race and retry. A lock that outlives the wait is stale; a failure that was not
+        about the lock is reported as it is unless the tip moved meanwhile.
         """
-        if self.tip() != base:
-            return True
+        if not locked:
+            return self.tip() != base
         lock = Path(self._path) / (self._ref + ".lock")
-        if not lock.exists():
-            return False  # not contention: report the failure as it is
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(0.005)
+        while True:
             if self.tip() != base or not lock.exists():
                 return True
-        return False
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
 
     def _push(self, base: pygit2.Oid, commit: pygit2.Oid) -> None:
         """Push from the staging repository: ``git receive-pack`` runs the hooks."""

@@ -134,6 +134,7 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
     "SIGNING_KEY": SECRET_KEY,
+    "TOKEN_REFRESH_SERIALIZER": "api.jwt.RefreshForExistingUserSerializer",
 }
 
 LOGGING = {
