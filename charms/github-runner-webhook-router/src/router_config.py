@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import yaml
@@ -11,6 +12,25 @@ from twelve_factor.environment import config_environment
 from twelve_factor.workload import FLASK
 
 DEFAULT_SELF_HOSTED_LABELS = "self-hosted,linux"
+# The service's own rule for flavour names (webhook_router/routing.py): the charm must refuse
+# what the service would refuse at start, or the unit would restart the service in a loop.
+FLAVOUR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def webhook_secret_option(config: Config) -> str | None:
+    """The webhook secret exactly as set (GitHub signs with every byte of it); None when unset.
+
+    Raises:
+        InvalidConfigError: the secret is only white space, which would look set to an operator
+            while signatures went unchecked or never matched.
+    """
+    value = config.get("webhook-secret")
+    if value is None or value == "":
+        return None
+    secret = str(value)
+    if not secret.strip():
+        raise InvalidConfigError("webhook-secret is blank: set a secret, or unset the option")
+    return secret
 
 
 def parse_flavours(text: str) -> tuple[str, ...]:
@@ -39,10 +59,16 @@ def parse_flavours(text: str) -> tuple[str, ...]:
         if not isinstance(item, dict) or len(item) != 1:
             raise InvalidConfigError("each flavours item must be a map with one flavour")
         ((name, labels),) = item.items()
-        if not isinstance(name, str) or not name:
-            raise InvalidConfigError("flavour names must be non-empty strings")
-        if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
-            raise InvalidConfigError(f"the labels of flavour {name} must be a list of strings")
+        if not isinstance(name, str) or not FLAVOUR_NAME.fullmatch(name):
+            raise InvalidConfigError(
+                f"flavour name {name!r} must be letters, digits, '.', '_' or '-' (at most 100)"
+            )
+        if not isinstance(labels, list) or not all(
+            isinstance(label, str) and label for label in labels
+        ):
+            raise InvalidConfigError(
+                f"the labels of flavour {name} must be a list of non-empty strings"
+            )
         if name in names:
             raise InvalidConfigError(f"flavour {name} is listed twice")
         names.append(name)
@@ -81,7 +107,7 @@ class RouterConfig:
             default_flavour=default_flavour,
             default_self_hosted_labels=labels if labels is not None else "",
             log_level=log_level_option(config),
-            webhook_secret=string_option(config, "webhook-secret"),
+            webhook_secret=webhook_secret_option(config),
             webserver=webserver_options(config),
         )
 

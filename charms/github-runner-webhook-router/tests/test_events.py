@@ -148,9 +148,12 @@ def test_config_changed_passes_options_as_flask_variables(ctx):
         ({"flavours": "[unclosed"}, "flavours is not valid YAML"),
         ({"flavours": "small: [x64]"}, "flavours must be a non-empty YAML list"),
         ({"flavours": "- small: [x64]\n  large: [x]"}, "each flavours item must be a map"),
-        ({"flavours": "- small: x64"}, "the labels of flavour small must be a list of strings"),
+        ({"flavours": "- small: x64"}, "the labels of flavour small must be a list of non-empty"),
+        ({"flavours": "- small: ['']"}, "the labels of flavour small must be a list of non-empty"),
         ({"flavours": "- small: []\n- small: [x]"}, "flavour small is listed twice"),
-        ({"flavours": "- 1: [x]"}, "flavour names must be non-empty strings"),
+        ({"flavours": "- 1: [x]"}, "flavour name 1 must be letters, digits"),
+        ({"flavours": "- large runner: [x]"}, "flavour name 'large runner' must be letters"),
+        ({"flavours": FLAVOURS, "webhook-secret": "   "}, "webhook-secret is blank"),
         ({"flavours": FLAVOURS, "default-flavour": "huge"}, "default-flavour huge is not in"),
         ({"flavours": FLAVOURS, "log-level": "chatty"}, "log-level must be one of"),
         ({"flavours": FLAVOURS, "webserver-timeout": 0}, "webserver-timeout must be a positive"),
@@ -431,3 +434,12 @@ def test_failed_migration_blocks_and_does_not_start(ctx, tmp_path):
         "database migration failed; see juju debug-log"
     )
     assert out.get_container(CONTAINER).plan.services == {}
+
+
+def test_webhook_secret_reaches_the_service_byte_for_byte(ctx):
+    """GitHub signs with the whole secret: surrounding spaces must not be trimmed."""
+    state = ready_state(config={"flavours": FLAVOURS, "webhook-secret": " s3cret "})
+
+    out = ctx.run(ctx.on.config_changed(), state)
+
+    assert service_environment(out)["FLASK_WEBHOOK_SECRET"] == " s3cret "

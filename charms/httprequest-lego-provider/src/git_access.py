@@ -8,6 +8,7 @@ the Pebble plan.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 import ops
@@ -58,9 +59,21 @@ def prepare(container: ops.Container, config: ProviderConfig, *, refresh: bool) 
     return {
         "DJANGO_GIT_SSH_KEY_FILE": SSH_KEY_FILE,
         "DJANGO_GIT_KNOWN_HOSTS_FILE": KNOWN_HOSTS_FILE,
+        # The service reads the files once at start: a digest of their content in the
+        # environment changes the Pebble layer, so a new key or host key restarts it.
+        "DJANGO_GIT_CREDENTIALS_SHA256": _digest(container, SSH_KEY_FILE, KNOWN_HOSTS_FILE),
         "DJANGO_DNS_BACKEND": "git",
         "DJANGO_DATA_DIR": DATA_DIR,
     }
+
+
+def _digest(container: ops.Container, *paths: str) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with container.pull(path) as file:
+            digest.update(file.read().encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def _push_private(container: ops.Container, path: str, content: str) -> None:

@@ -231,3 +231,24 @@ def test_a_follower_runs_with_the_leaders_key(ctx):
     assert service_environment(out)["DJANGO_SECRET_KEY"] == SECRET_KEY
     db = next(r for r in out.relations if r.endpoint == "postgresql")
     assert db.local_app_data == {}
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("git-ssh-key", SSH_KEY.replace("b3Bl", "bmV3")),
+        ("git-known-hosts", "[git.example.com]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAInew"),
+    ],
+)
+def test_changing_only_the_key_or_host_keys_restarts_the_service(ctx, option, value):
+    """The service reads the files once at start; the charm must restart it on a change."""
+    state = ready_state()
+    started = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+    before = service_environment(started)["DJANGO_GIT_CREDENTIALS_SHA256"]
+
+    out = ctx.run(
+        ctx.on.config_changed(), dataclasses.replace(started, config={**CONFIG, option: value})
+    )
+
+    assert service_environment(out)["DJANGO_GIT_CREDENTIALS_SHA256"] != before
+    assert len(ctx.exec_history[CONTAINER]) == 2  # migrated again before the restart
