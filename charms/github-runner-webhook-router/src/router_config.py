@@ -75,6 +75,18 @@ def parse_flavours(text: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def dedup_url_option(config: Config) -> str | None:
+    """The shared delivery-id store, a Redis URL (the service accepts no other).
+
+    Raises:
+        InvalidConfigError: not a redis:// or rediss:// URL.
+    """
+    url = string_option(config, "dedup-url")
+    if url is not None and not url.startswith(("redis://", "rediss://")):
+        raise InvalidConfigError("dedup-url must be a redis:// or rediss:// URL")
+    return url
+
+
 @dataclass(frozen=True)
 class RouterConfig:
     """Validated configuration of the webhook router."""
@@ -85,6 +97,7 @@ class RouterConfig:
     log_level: str
     webhook_secret: str | None
     webserver: WebserverConfig
+    dedup_url: str | None = None
     allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
@@ -109,6 +122,7 @@ class RouterConfig:
             log_level=log_level_option(config),
             webhook_secret=webhook_secret_option(config),
             webserver=webserver_options(config),
+            dedup_url=dedup_url_option(config),
         )
 
     def environment(self) -> dict[str, str]:
@@ -121,5 +135,6 @@ class RouterConfig:
                 "default-self-hosted-labels": self.default_self_hosted_labels,
                 "log-level": self.log_level,
                 "webhook-secret": self.webhook_secret,
+                "dedup-url": self.dedup_url,
             },
         )

@@ -154,6 +154,10 @@ def test_config_changed_passes_options_as_flask_variables(ctx):
         ({"flavours": "- 1: [x]"}, "flavour name 1 must be letters, digits"),
         ({"flavours": "- large runner: [x]"}, "flavour name 'large runner' must be letters"),
         ({"flavours": FLAVOURS, "webhook-secret": "   "}, "webhook-secret is blank"),
+        (
+            {"flavours": FLAVOURS, "dedup-url": "mongodb://127.0.0.1/x"},
+            "dedup-url must be a redis",
+        ),
         ({"flavours": FLAVOURS, "default-flavour": "huge"}, "default-flavour huge is not in"),
         ({"flavours": FLAVOURS, "log-level": "chatty"}, "log-level must be one of"),
         ({"flavours": FLAVOURS, "webserver-timeout": 0}, "webserver-timeout must be a positive"),
@@ -443,3 +447,12 @@ def test_webhook_secret_reaches_the_service_byte_for_byte(ctx):
     out = ctx.run(ctx.on.config_changed(), state)
 
     assert service_environment(out)["FLASK_WEBHOOK_SECRET"] == " s3cret "
+
+
+def test_dedup_url_shares_the_delivery_store_between_units(ctx):
+    url = "redis://:pw@127.0.0.1:6379/4"
+    state = ready_state(config={"flavours": FLAVOURS, "dedup-url": url})
+
+    out = ctx.run(ctx.on.config_changed(), state)
+
+    assert service_environment(out)["FLASK_DEDUP_URL"] == url
