@@ -313,7 +313,10 @@ def from_env(environ: Mapping[str, str]) -> GitBackend:
     Raises:
         BackendConfigError: a variable is missing or invalid; the message names it.
     """
-    # A 200 promises the record is durable: have libgit2 fsync the objects and refs it writes
-    # (off by default), so a crash right after the answer cannot lose a local commit.
-    pygit2.option(pygit2.enums.Option.ENABLE_FSYNC_GITDIR, True)
-    return GitBackend(settings_from_env(environ))
+    settings = settings_from_env(environ)
+    if settings.remote.kind == "local":
+        # Written straight into the zone repository, a 200 promises the record is on disk:
+        # have libgit2 fsync the objects and refs it writes (off by default). A remote reached
+        # over the network keeps its own durability; our clone there is only a cache.
+        pygit2.option(pygit2.enums.Option.ENABLE_FSYNC_GITDIR, True)
+    return GitBackend(settings)
