@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "httprequest-lego-provider"))
 sys.path.insert(0, str(ROOT / "httprequest-lego-provider" / "httprequest_lego_provider"))
 
 from tests.dns_backends.contract import token  # noqa: E402
+from tests.dns_backends.git_fixtures import remote_file  # noqa: E402
 from tests.processes import running  # noqa: E402
 from tests.provider_server import ProviderServer, postgresql_database  # noqa: E402
 from tests.sshd import running_sshd  # noqa: E402
@@ -55,15 +56,6 @@ def make_remote(path: Path, commits: int) -> Path:
         check=True,
     )
     return path
-
-
-def remote_file(remote: Path) -> str:
-    return subprocess.run(
-        ["git", "--git-dir", str(remote), "show", f"main:{ZONE_FILE}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 class Client:
@@ -135,7 +127,7 @@ def throughput(
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
-    lines = set(remote_file(remote).splitlines())
+    lines = set(remote_file(remote, ZONE_FILE).decode().splitlines())
     missing = [
         n for n, v in answered if f'{n.removesuffix(".example.com")} 600 IN TXT "{v}"' not in lines
     ]

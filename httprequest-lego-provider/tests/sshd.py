@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.processes import free_port
+
 SSHD = "/usr/sbin/sshd"  # sshd insists on an absolute path (it re-executes itself)
 STARTUP_SECONDS = 15
 
@@ -58,13 +60,6 @@ def _keygen(path: Path) -> None:
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)],
         check=True,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _write_config(directory: Path, port: int) -> Path:
@@ -112,7 +107,7 @@ def running_sshd(directory: Path) -> Iterator[SshServer]:
     _keygen(directory / "client_key")
     (directory / "authorized_keys").write_text((directory / "client_key.pub").read_text())
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
-    port = _free_port()
+    port = free_port()
     config = _write_config(directory, port)
     subprocess.run([SSHD, "-t", "-f", str(config)], check=True)
     log = directory / "sshd.log"
