@@ -18,10 +18,11 @@ from pathlib import Path
 
 import psycopg
 
+from tests.postgresql_url import postgresql_url_for_tests
 from tests.processes import LOOPBACK, InfraError, ManagedProcess, free_port, run
 
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "httprequest_lego_provider"
-ADMIN_URL = os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = postgresql_url_for_tests()
 
 
 @contextmanager
@@ -33,7 +34,7 @@ def postgresql_database() -> Iterator[str]:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         raise InfraError(
-            f"cannot create a database at {ADMIN_URL} (set TEST_POSTGRESQL_URL): {exc}"
+            f"cannot create a test database (see tests/postgresql_url.py): {exc}"
         ) from exc
     try:
         yield ADMIN_URL.rsplit("/", 1)[0] + "/" + name

@@ -1,16 +1,16 @@
-"""Test settings: the real PostgreSQL (TEST_POSTGRESQL_URL), an in-memory DNS backend."""
+"""Test settings: the real PostgreSQL (see tests/postgresql_url.py), an in-memory DNS backend."""
 
 from __future__ import annotations
 
 import os
 
+from tests.postgresql_url import postgresql_url_for_tests
+
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789")
 os.environ.setdefault("DJANGO_DNS_BACKEND", "memory")
 os.environ.setdefault("DJANGO_MEMORY_ZONES", "example.com,sub.example.com,example.co.uk")
-os.environ.setdefault(
-    "POSTGRESQL_DB_CONNECT_STRING",
-    os.environ.get("TEST_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-)
+if "POSTGRESQL_DB_CONNECT_STRING" not in os.environ:
+    os.environ["POSTGRESQL_DB_CONNECT_STRING"] = postgresql_url_for_tests()
 
 from httprequest_lego_provider.settings import *  # noqa: F403
 
