@@ -13,48 +13,35 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn, TypeVar
-from urllib.parse import urlsplit
+from typing import NoReturn
 
-import jwt
 import requests
 
-from webhook_router.errors import RouterError
+from webhook_router.github_api import (
+    DEFAULT_API_URL,
+    ApiError,
+    Auth,
+    CredentialsError,
+    GitHubClient,
+    TokenSource,
+    is_api_url,
+    json_document,
+    required_credentials,
+    same_origin,
+)
 
 EXIT_OK = 0
 EXIT_BAD_ARGUMENTS = 1
 EXIT_API_FAILURE = 2
-DEFAULT_API_URL = "https://api.github.com"
-REQUEST_TIMEOUT_SECONDS = 10
 MAX_PAGES = 1000
 _PATH = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")
-_APP_VARIABLES = ("GITHUB_APP_CLIENT_ID", "GITHUB_APP_INSTALLATION_ID", "GITHUB_APP_PRIVATE_KEY")
-_Document = TypeVar("_Document", dict[str, Any], list[Any])
 
 
-class ArgumentsError(RouterError):
-    """The command line or the credentials in the environment are wrong."""
-
-    reason = "arguments"
-
-
-class ApiError(RouterError):
-    """GitHub's API answered with an error or could not be reached."""
-
-    reason = "api"
-
-
-@dataclass(frozen=True)
-class AppCredentials:
-    """A GitHub App installation to authenticate as."""
-
-    client_id: str
-    installation_id: str
-    private_key: str
+class ArgumentsError(CredentialsError):
+    """The command line is wrong (bad credentials raise its parent, CredentialsError)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +52,7 @@ class Options:
     webhook_id: int
     since_seconds: int
     api_url: str
-    auth: str | AppCredentials
+    auth: Auth
 
 
 @dataclass(frozen=True)
@@ -107,13 +94,11 @@ def select_for_redelivery(deliveries: Sequence[Delivery], cutoff: datetime) -> l
 
 
 class GitHub:
-    """The three REST calls the command needs, plus App installation token exchange."""
+    """The three REST calls the command needs, on the shared authenticated client."""
 
     def __init__(self, options: Options, session: requests.Session) -> None:
         self._api = options.api_url.rstrip("/")
-        self._auth = options.auth
-        self._session = session
-        self._token: str | None = options.auth if isinstance(options.auth, str) else None
+        self._client = GitHubClient(self._api, TokenSource(self._api, options.auth), session)
         kind = "orgs" if "/" not in options.github_path else "repos"
         self._hook = f"{self._api}/{kind}/{options.github_path}/hooks/{options.webhook_id}"
 
@@ -123,8 +108,8 @@ class GitHub:
         for _ in range(MAX_PAGES):
             if url is None:
                 return
-            response = self._call("GET", url)
-            page = [_delivery(item) for item in _json(response, list)]
+            response = self._client.call("GET", url)
+            page = [_delivery(item) for item in json_document(response, list)]
             yield from page
             if not page or page[-1].delivered_at < cutoff:
                 return
@@ -132,73 +117,16 @@ class GitHub:
 
     def redeliver(self, delivery: Delivery) -> None:
         """Ask for a new attempt of a delivery (GitHub answers 202)."""
-        self._call("POST", f"{self._hook}/deliveries/{delivery.id}/attempts")
+        self._client.call("POST", f"{self._hook}/deliveries/{delivery.id}/attempts")
 
     def _next_page(self, response: requests.Response) -> str | None:
         url = response.links.get("next", {}).get("url")
         if url is None:
             return None
         # The token goes wherever the link points: only follow links to the API's own origin.
-        if urlsplit(url)[:2] != urlsplit(self._api)[:2]:
+        if not same_origin(str(url), self._api):
             raise ApiError("GitHub returned a pagination link to another host")
         return str(url)
-
-    def _call(self, method: str, url: str) -> requests.Response:
-        headers = {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-            "Authorization": f"Bearer {self._access_token()}",
-        }
-        return self._send(method, url, headers)
-
-    def _send(self, method: str, url: str, headers: Mapping[str, str]) -> requests.Response:
-        try:
-            response = self._session.request(
-                method, url, headers=headers, timeout=REQUEST_TIMEOUT_SECONDS
-            )
-        except requests.RequestException as exc:
-            raise ApiError(f"{method} {urlsplit(url).path}: {exc.__class__.__name__}") from exc
-        if response.status_code >= 400:
-            raise ApiError(f"{method} {urlsplit(url).path}: HTTP {response.status_code}")
-        return response
-
-    def _access_token(self) -> str:
-        if self._token is None:
-            assert isinstance(self._auth, AppCredentials)  # noqa: S101 - token set otherwise
-            self._token = self._installation_token(self._auth)
-        return self._token
-
-    def _installation_token(self, app: AppCredentials) -> str:
-        now = int(time.time())
-        try:
-            assertion = jwt.encode(
-                # Backdated a minute against clock drift; GitHub allows at most 10 minutes.
-                {"iat": now - 60, "exp": now + 540, "iss": app.client_id},
-                app.private_key,
-                algorithm="RS256",
-            )
-        except (ValueError, TypeError, jwt.PyJWTError) as exc:
-            raise ArgumentsError("GITHUB_APP_PRIVATE_KEY: not a valid RSA private key") from exc
-        response = self._send(
-            "POST",
-            f"{self._api}/app/installations/{app.installation_id}/access_tokens",
-            {"Accept": "application/vnd.github+json", "Authorization": f"Bearer {assertion}"},
-        )
-        token = _json(response, dict).get("token")
-        if not isinstance(token, str) or not token:
-            raise ApiError("GitHub returned no installation token")
-        return token
-
-
-def _json(response: requests.Response, expected: type[_Document]) -> _Document:
-    """The response's JSON document, which must be an `expected` (an object or an array)."""
-    try:
-        document = response.json()
-    except ValueError as exc:
-        raise ApiError("GitHub returned a body that is not JSON") from exc
-    if not isinstance(document, expected):
-        raise ApiError("GitHub returned an unexpected JSON document")
-    return document
 
 
 def _delivery(item: object) -> Delivery:
@@ -242,32 +170,14 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
         raise ArgumentsError("--webhook-id must be a positive integer")
     if args.since < 0:
         raise ArgumentsError("--since must be zero or more seconds")
-    api = urlsplit(args.api_url)
-    if api.scheme not in {"http", "https"} or not api.hostname or api.query:
+    if not is_api_url(args.api_url):
         raise ArgumentsError("--api-url must be an http(s) URL such as https://api.github.com")
     return Options(
         github_path=args.github_path,
         webhook_id=args.webhook_id,
         since_seconds=args.since,
         api_url=args.api_url,
-        auth=_credentials(environ),
-    )
-
-
-def _credentials(environ: Mapping[str, str]) -> str | AppCredentials:
-    token = environ.get("GITHUB_TOKEN", "")
-    app = [environ.get(name, "") for name in _APP_VARIABLES]
-    if token and any(app):
-        raise ArgumentsError("Give GITHUB_TOKEN or the GitHub App variables, not both")
-    if token:
-        return token
-    if all(app):
-        return AppCredentials(*app)
-    if any(app):
-        missing = [name for name, value in zip(_APP_VARIABLES, app, strict=True) if not value]
-        raise ArgumentsError(f"GitHub App authentication also needs {', '.join(missing)}")
-    raise ArgumentsError(
-        "Set GITHUB_TOKEN or the GitHub App variables " + ", ".join(_APP_VARIABLES)
+        auth=required_credentials(environ),
     )
 
 
@@ -289,7 +199,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         )
         with requests.Session() as session:
             count = redeliver_failed(options, session)
-    except ArgumentsError as exc:
+    except CredentialsError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return EXIT_BAD_ARGUMENTS
     except ApiError as exc:

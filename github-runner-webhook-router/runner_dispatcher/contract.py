@@ -1,0 +1,189 @@
+"""What a queued job message must be for a runner to be started for it (SPEC 2.2)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from runner_dispatcher.errors import DispatcherError
+
+Reason = Literal["malformed", "bad_url", "unsupported_labels"]
+REASONS: tuple[Reason, ...] = ("malformed", "bad_url", "unsupported_labels")
+# A GitHub owner or repository name; also refuses "." and ".." below.
+_NAME = r"[A-Za-z0-9_.-]{1,100}"
+_JOB_PATH = re.compile(
+    rf"/repos/(?P<owner>{_NAME})/(?P<repo>{_NAME})/actions/jobs/(?P<id>\d{{1,20}})"
+)
+_OPTIONAL_INTEGERS = ("job_id", "run_id", "run_attempt")
+_OPTIONAL_TEXTS = ("repository", "flavour", "status")
+
+
+class RejectedMessage(DispatcherError):  # noqa: N818 - the name the router's test imports
+    """The message can never lead to a runner: it is rejected for good, not requeued.
+
+    Attributes:
+        reason: one of REASONS, a bounded value fit for a metric label and a log line.
+    """
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        self.reason: Reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+@dataclass(frozen=True)
+class QueuedJob:
+    """A validated job message.
+
+    Attributes:
+        labels: the labels the job was routed on, lowercased.
+        url: the job's REST URL, on the configured API host.
+        owner: the repository owner, from the URL (the API calls use the URL's repository).
+        repo: the repository name, from the URL.
+        job_id: the message's `job_id`, else the id at the end of the URL.
+        run_id: the workflow run, when the message carries it.
+        run_attempt: the run attempt, when the message carries it.
+        repository: the message's repository full name, else `owner/repo` from the URL.
+        flavour: the flavour the router routed the job to, when the message says.
+        status: the webhook action the router saw (`queued`), when the message says.
+    """
+
+    labels: frozenset[str]
+    url: str
+    owner: str
+    repo: str
+    job_id: int
+    run_id: int | None = None
+    run_attempt: int | None = None
+    repository: str = ""
+    flavour: str | None = None
+    status: str | None = None
+
+
+def parse_job(payload: object, *, supported_labels: Collection[str], api_url: str) -> QueuedJob:
+    """Validate a message as the last consumer did, with the URL held to the jobs endpoint.
+
+    The reference router's message (`labels`, `status`, `url`) and the newer one (plus
+    `job_id`, `run_id`, `run_attempt`, `repository`, `flavour`) are both accepted; other keys
+    are ignored. Labels and supported labels are compared lowercased; an empty label set
+    always passes (SPEC 2.2).
+
+    Args:
+        payload: the message body as kombu decoded it: the JSON text the router published.
+        supported_labels: the labels the runners this dispatcher starts support.
+        api_url: GitHub's API base URL: https://api.github.com or a GHES `https://host/api/v3`.
+
+    Returns:
+        The job.
+
+    Raises:
+        RejectedMessage: malformed body, URL not a job on the API host, or unsupported labels.
+    """
+    document = _document(payload)
+    labels = _labels(document.get("labels"))
+    url = document.get("url")
+    if not isinstance(url, str):
+        raise RejectedMessage("malformed", "url is missing or not a string")
+    owner, repo, url_job_id = _job_location(url, api_url)
+    extra = _optional_fields(document)
+    unsupported = labels - {label.lower() for label in supported_labels}
+    if unsupported:
+        raise RejectedMessage(
+            "unsupported_labels", f"labels not supported here: {', '.join(sorted(unsupported))}"
+        )
+    job_id = extra.get("job_id")
+    repository = extra.get("repository")
+    return QueuedJob(
+        labels=labels,
+        url=url,
+        owner=owner,
+        repo=repo,
+        job_id=job_id if isinstance(job_id, int) else url_job_id,
+        run_id=_integer_or_none(extra.get("run_id")),
+        run_attempt=_integer_or_none(extra.get("run_attempt")),
+        repository=repository if isinstance(repository, str) else f"{owner}/{repo}",
+        flavour=_text_or_none(extra.get("flavour")),
+        status=_text_or_none(extra.get("status")),
+    )
+
+
+def _document(payload: object) -> dict[str, object]:
+    if isinstance(payload, bytes):
+        try:
+            payload = payload.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RejectedMessage("malformed", "body is not UTF-8") from exc
+    if not isinstance(payload, str):
+        raise RejectedMessage("malformed", "body is not JSON text")
+    try:
+        document = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise RejectedMessage("malformed", "body is not valid JSON") from exc
+    if not isinstance(document, dict):
+        raise RejectedMessage("malformed", "body is not a JSON object")
+    return document
+
+
+def _labels(value: object) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(label, str) for label in value):
+        raise RejectedMessage("malformed", "labels must be a list of strings")
+    return frozenset(label.lower() for label in value)
+
+
+def _job_location(url: str, api_url: str) -> tuple[str, str, int]:
+    """The owner, repository and job id of a job URL under `api_url`."""
+    base = urlsplit(api_url.rstrip("/"))
+    try:
+        parts = urlsplit(url)
+        port, base_port = parts.port, base.port
+    except ValueError as exc:
+        raise RejectedMessage("bad_url", "url is not a URL") from exc
+    same_origin = (
+        parts.scheme == base.scheme
+        and parts.hostname is not None
+        and parts.hostname == base.hostname
+        and port == base_port
+        and parts.username is None
+        and parts.password is None
+    )
+    if not same_origin or not parts.path.startswith(base.path + "/"):
+        raise RejectedMessage("bad_url", "url is not on the configured GitHub API host")
+    match = _JOB_PATH.fullmatch(parts.path[len(base.path) :])
+    if match is None or parts.query or parts.fragment:
+        raise RejectedMessage("bad_url", "url is not a workflow job's API URL")
+    owner, repo = match["owner"], match["repo"]
+    if {owner, repo} & {".", ".."}:
+        raise RejectedMessage("bad_url", "url is not a workflow job's API URL")
+    return owner, repo, int(match["id"])
+
+
+def _optional_fields(document: dict[str, object]) -> dict[str, object]:
+    """The newer message's fields that are present (null counts as absent), type-checked."""
+    found: dict[str, object] = {}
+    for name in _OPTIONAL_INTEGERS:
+        value = document.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise RejectedMessage("malformed", f"{name} must be a non-negative integer")
+        found[name] = value
+    for name in _OPTIONAL_TEXTS:
+        value = document.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise RejectedMessage("malformed", f"{name} must be a string")
+        found[name] = value
+    return found
+
+
+def _integer_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
