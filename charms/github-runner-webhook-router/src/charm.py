@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 
 import ops
+from config_check import COMMAND as CONFIG_CHECK
+from explain_routing import ExplainError, explain
 from redelivery import RedeliveryError, build_request, redeliver
 from router_config import RouterConfig
 from twelve_factor import FLASK, DatabaseSpec, TwelveFactorCharm
@@ -19,12 +21,14 @@ class GithubRunnerWebhookRouterCharm(TwelveFactorCharm[RouterConfig]):
     layout = FLASK
     database_spec = DatabaseSpec(relation="mongodb", kind="mongodb")
     app_metrics_port = 9103  # the router's own metrics (webhooks by outcome, publish latency)
+    config_check = CONFIG_CHECK
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self.framework.observe(
             self.on.redeliver_failed_webhooks_action, self._on_redeliver_failed_webhooks_action
         )
+        self.framework.observe(self.on.explain_routing_action, self._on_explain_routing_action)
 
     def _on_redeliver_failed_webhooks_action(self, event: ops.ActionEvent) -> None:
         try:
@@ -34,6 +38,17 @@ class GithubRunnerWebhookRouterCharm(TwelveFactorCharm[RouterConfig]):
             event.fail(str(exc))
             return
         event.set_results({"redelivered": count})
+
+    def _on_explain_routing_action(self, event: ops.ActionEvent) -> None:
+        environment = self._workload_environment()
+        if environment is None:
+            event.fail("the service is not configured yet (see juju status); try again later")
+            return
+        container = self.unit.get_container(self.layout.container)
+        try:
+            event.set_results(explain(container, event.params, environment))
+        except ExplainError as exc:
+            event.fail(str(exc))
 
     def _read_config(self) -> RouterConfig:
         return RouterConfig.from_charm_config(self.config)

@@ -1,132 +1,81 @@
-"""The router charm's configuration, read once into a frozen dataclass and validated."""
+"""The router charm's configuration, read once into a frozen dataclass.
+
+The charm checks only what is its own business (a routing table is set, the server model);
+what the service accepts (the table's grammar, flavour and label names, the secret, the dedup
+store's URL, log levels) is decided by the service itself, in the workload, before every
+(re)start (``config_check``), so charm and service can never disagree.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-import yaml
 from twelve_factor import InvalidConfigError, WebserverConfig
-from twelve_factor.config import Config, log_level_option, string_option, webserver_options
+from twelve_factor.config import Config, string_option, webserver_options
 from twelve_factor.environment import config_environment
 from twelve_factor.workload import FLASK
 
-DEFAULT_SELF_HOSTED_LABELS = "self-hosted,linux"
-# The service's own rule for flavour names (webhook_router/routing.py): the charm must refuse
-# what the service would refuse at start, or the unit would restart the service in a loop.
-FLAVOUR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+# The router answers GitHub within its publish budget (webhook_router/settings.py: at most
+# 8 s of broker work, GitHub itself waits 10 s); gunicorn must not kill the worker first.
+REQUEST_DEADLINE_SECONDS = 10.0
 
 
 def webhook_secret_option(config: Config) -> str | None:
-    """The webhook secret exactly as set (GitHub signs with every byte of it); None when unset.
-
-    Raises:
-        InvalidConfigError: the secret is only white space, which would look set to an operator
-            while signatures went unchecked or never matched.
-    """
+    """The webhook secret exactly as set (GitHub signs with every byte of it); None when unset."""
     value = config.get("webhook-secret")
     if value is None or value == "":
         return None
-    secret = str(value)
-    if not secret.strip():
-        raise InvalidConfigError("webhook-secret is blank: set a secret, or unset the option")
-    return secret
-
-
-def parse_flavours(text: str) -> tuple[str, ...]:
-    """Check the routing table and return its flavour names, in order.
-
-    The table is a YAML list of single-key maps ``- <flavour>: [label, ...]``; the service reads
-    the same text, so it is passed on unchanged once it is known to be valid.
-
-    Args:
-        text: the ``flavours`` option.
-
-    Returns:
-        The flavour names.
-
-    Raises:
-        InvalidConfigError: the table is malformed.
-    """
-    try:
-        table = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidConfigError("flavours is not valid YAML") from exc
-    if not isinstance(table, list) or not table:
-        raise InvalidConfigError("flavours must be a non-empty YAML list of '- flavour: [labels]'")
-    names: list[str] = []
-    for item in table:
-        if not isinstance(item, dict) or len(item) != 1:
-            raise InvalidConfigError("each flavours item must be a map with one flavour")
-        ((name, labels),) = item.items()
-        if not isinstance(name, str) or not FLAVOUR_NAME.fullmatch(name):
-            raise InvalidConfigError(
-                f"flavour name {name!r} must be letters, digits, '.', '_' or '-' (at most 100)"
-            )
-        if not isinstance(labels, list) or not all(
-            isinstance(label, str) and label for label in labels
-        ):
-            raise InvalidConfigError(
-                f"the labels of flavour {name} must be a list of non-empty strings"
-            )
-        if name in names:
-            raise InvalidConfigError(f"flavour {name} is listed twice")
-        names.append(name)
-    return tuple(names)
-
-
-def dedup_url_option(config: Config) -> str | None:
-    """The shared delivery-id store, a Redis URL (the service accepts no other).
-
-    Raises:
-        InvalidConfigError: not a redis:// or rediss:// URL.
-    """
-    url = string_option(config, "dedup-url")
-    if url is not None and not url.startswith(("redis://", "rediss://")):
-        raise InvalidConfigError("dedup-url must be a redis:// or rediss:// URL")
-    return url
+    return str(value)
 
 
 @dataclass(frozen=True)
 class RouterConfig:
-    """Validated configuration of the webhook router."""
+    """Configuration of the webhook router, as the charm passes it on."""
 
     flavours: str
-    default_flavour: str
+    default_flavour: str | None
     default_self_hosted_labels: str
-    log_level: str
+    log_level: str | None
     webhook_secret: str | None
     webserver: WebserverConfig
     dedup_url: str | None = None
+    allow_unsigned_webhooks: bool = False
+    lifecycle_events: bool = False
+    allowed_repositories: str | None = None
+    allowed_networks: str | None = None
+    client_address_header: str | None = None
+    trusted_proxies: str | None = None
     allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_charm_config(cls, config: Config) -> RouterConfig:
-        """Read and validate the options.
+        """Read the options.
 
         Raises:
-            InvalidConfigError: an option is missing or invalid.
+            InvalidConfigError: the routing table is not set, or a webserver option is invalid.
         """
         flavours = string_option(config, "flavours")
         if flavours is None:
             raise InvalidConfigError("set the flavours option (the label routing table)")
-        names = parse_flavours(flavours)
-        default_flavour = string_option(config, "default-flavour") or names[0]
-        if default_flavour not in names:
-            raise InvalidConfigError(f"default-flavour {default_flavour} is not in flavours")
-        labels = string_option(config, "default-self-hosted-labels")
+        labels = config.get("default-self-hosted-labels")
         return cls(
             flavours=flavours,
-            default_flavour=default_flavour,
-            default_self_hosted_labels=labels if labels is not None else "",
-            log_level=log_level_option(config),
+            default_flavour=string_option(config, "default-flavour"),
+            default_self_hosted_labels="" if labels is None else str(labels),
+            log_level=string_option(config, "log-level"),
             webhook_secret=webhook_secret_option(config),
-            webserver=webserver_options(config),
-            dedup_url=dedup_url_option(config),
+            webserver=webserver_options(config, request_deadline=REQUEST_DEADLINE_SECONDS),
+            dedup_url=string_option(config, "dedup-url"),
+            allow_unsigned_webhooks=bool(config.get("allow-unsigned-webhooks", False)),
+            lifecycle_events=bool(config.get("lifecycle-events", False)),
+            allowed_repositories=string_option(config, "allowed-repositories"),
+            allowed_networks=string_option(config, "allowed-networks"),
+            client_address_header=string_option(config, "client-address-header"),
+            trusted_proxies=string_option(config, "trusted-proxies"),
         )
 
     def environment(self) -> dict[str, str]:
-        """``FLASK_<OPTION>`` variables; an unset webhook secret is left out."""
+        """``FLASK_<OPTION>`` variables; unset options are left out."""
         return config_environment(
             FLASK.prefix,
             {
@@ -136,5 +85,11 @@ class RouterConfig:
                 "log-level": self.log_level,
                 "webhook-secret": self.webhook_secret,
                 "dedup-url": self.dedup_url,
+                "allow-unsigned-webhooks": self.allow_unsigned_webhooks,
+                "lifecycle-events": self.lifecycle_events,
+                "allowed-repositories": self.allowed_repositories,
+                "allowed-networks": self.allowed_networks,
+                "client-address-header": self.client_address_header,
+                "trusted-proxies": self.trusted_proxies,
             },
         )

@@ -29,10 +29,10 @@ def test_rotate_secret_key_replaces_the_key_and_restarts_with_it(ctx):
     out = ctx.run(ctx.on.action("rotate-secret-key"), state)
 
     peer = next(r for r in out.relations if r.endpoint == "secret-storage")
-    new_key = peer.local_app_data["secret-key"]
+    new_key = peer.local_app_data["flask_secret_key"]
     assert new_key != SECRET_KEY
     assert service_environment(out)["FLASK_SECRET_KEY"] == new_key
-    assert ctx.action_results == {"result": "the secret key was rotated"}
+    assert ctx.action_results == {"status": "success"}  # what paas-charm's action answers
 
 
 def test_rotate_secret_key_fails_on_a_follower(ctx):

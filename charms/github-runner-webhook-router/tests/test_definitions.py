@@ -10,7 +10,10 @@ from __future__ import annotations
 from typing import cast
 
 import ops
+import pytest
+from explain_routing import explain
 from redelivery import build_request
+from router_config import REQUEST_DEADLINE_SECONDS
 from testing_support.definitions import DefinitionContract, Recording
 
 from tests.states import ROUTER
@@ -49,10 +52,14 @@ def test_redeliver_reads_exactly_the_declared_params():
     assert token.read | app.read == declared
 
 
-def test_rockcraft_yaml_ships_the_app_and_the_redelivery_tool():
+def test_rockcraft_yaml_ships_the_app_the_redelivery_tool_and_the_dispatcher():
     prime = ROUTER.rockcraft()["parts"]["flask-framework/install-app"]["prime"]
 
-    assert {"flask/app/app.py", "flask/app/webhook_router"} <= set(prime)
+    assert {
+        "flask/app/app.py",
+        "flask/app/webhook_router",
+        "flask/app/runner_dispatcher",
+    } <= set(prime)
     assert all(entry.startswith("flask/app/") for entry in prime)
 
 
@@ -65,3 +72,27 @@ def test_rock_root_has_what_the_extension_and_the_charm_need():
         assert (ROUTER.rock_root / entry.removeprefix("flask/app/")).exists(), entry
     assert (ROUTER.rock_root / "webhook_router" / "redeliver.py").exists()
     assert "app =" in (ROUTER.rock_root / "app.py").read_text()
+
+
+def test_the_worker_timeout_outlasts_the_services_answer_budget():
+    """A slow broker must be answered by the service (503), not by gunicorn killing it."""
+    budget = ROUTER.service_constant("webhook_router.settings", "MAX_PUBLISH_TIMEOUT_SECONDS")
+    default_timeout = ROUTER.charmcraft()["config"]["options"]["webserver-timeout"]["default"]
+
+    assert budget <= REQUEST_DEADLINE_SECONDS
+    assert default_timeout > REQUEST_DEADLINE_SECONDS
+
+
+class _StoppingContainer:
+    def exec(self, *_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the parameters are read before the tool runs")
+
+
+def test_explain_reads_exactly_the_declared_params():
+    declared = set(ROUTER.charmcraft()["actions"]["explain-routing"]["params"])
+    params = Recording({"labels": "large"})
+
+    with pytest.raises(RuntimeError):
+        explain(cast(ops.Container, _StoppingContainer()), params, {})
+
+    assert params.read == declared

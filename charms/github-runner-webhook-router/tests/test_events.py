@@ -6,27 +6,25 @@ import dataclasses
 import json
 
 import pytest
+from config_check import COMMAND as CONFIG_CHECK
 from ops import pebble, testing
 from testing_support.events import EventContract
-from testing_support.states import (
-    SECRET_KEY,
-    ingress_relation,
-    peer_relation,
-    with_peer,
-    with_relation,
-)
+from testing_support.states import SECRET_KEY, ingress_relation, with_peer, with_relation
 from twelve_factor.database import DatabaseCreatedEvent, DatabaseEndpointsChangedEvent
 from twelve_factor.ingress import IngressReadyEvent, IngressRevokedEvent
 
 from tests.states import (
+    CONFIG,
     CONTAINER,
     FLAVOURS,
     ROUTER,
     SERVICE,
     THREE_HOST_URI,
+    WEBHOOK_SECRET,
     container,
     mongodb_relation,
     mongodb_secret,
+    peer_relation,
     ready_state,
     service_environment,
 )
@@ -45,18 +43,19 @@ def test_pebble_ready_starts_gunicorn_with_the_full_environment(ctx):
     service = out.get_container(CONTAINER).plan.services[SERVICE]
     assert service.command == (
         "/bin/python3 -m gunicorn -c /flask/gunicorn.conf.py app:app --bind 0.0.0.0:8000"
-        " --workers 2 --timeout 30"
+        " --worker-class gevent --workers 2 --threads 1 --timeout 60 --keep-alive 2"
+        " --worker-connections 1000"
     )
     assert service.user == "_daemon_"
     assert service.working_dir == "/flask/app"
     env = service_environment(out)
     assert env["FLASK_FLAVOURS"] == FLAVOURS.strip()
-    assert env["FLASK_DEFAULT_FLAVOUR"] == "small"
+    assert "FLASK_DEFAULT_FLAVOUR" not in env  # the service takes the first flavour
     assert env["FLASK_DEFAULT_SELF_HOSTED_LABELS"] == "self-hosted,linux"
     assert env["FLASK_LOG_LEVEL"] == "INFO"
     assert env["FLASK_SECRET_KEY"] == SECRET_KEY
     assert env["FLASK_BASE_URL"] == "http://github-runner-webhook-router.ci:8000"
-    assert "FLASK_WEBHOOK_SECRET" not in env
+    assert env["FLASK_WEBHOOK_SECRET"] == WEBHOOK_SECRET
     assert out.get_container(CONTAINER).service_statuses[SERVICE] == pebble.ServiceStatus.ACTIVE
     assert out.unit_status == testing.ActiveStatus()
 
@@ -73,11 +72,16 @@ def test_three_host_mongodb_uri_reaches_the_workload_intact(ctx):
     assert env["MONGODB_DB_PORT"] == "27017"
     assert env["MONGODB_DB_USERNAME"] == "router"
     assert env["MONGODB_DB_PASSWORD"] == "pass/word"
-    assert env["MONGODB_DB_NAME"] == "github_runner_webhook_router"
+    assert env["MONGODB_DB_NAME"] == "github-runner-webhook-router"
 
 
-def test_pebble_ready_republishes_ingress_address_of_the_restarted_pod(ctx):
-    """A restarted pod has a new IP; the ingress must learn it without operator action."""
+def test_pebble_ready_republishes_ingress_address_of_the_restarted_pod(ctx, monkeypatch):
+    """A restarted pod has a new IP; the ingress must learn it without operator action.
+
+    The host is the pod's own FQDN, in whatever DNS domain the cluster uses.
+    """
+    fqdn = "github-runner-webhook-router-0.github-runner-webhook-router-endpoints.ci.svc.k8s.test"
+    monkeypatch.setattr("socket.getfqdn", lambda *_: fqdn)
     ingress = ingress_relation("http://x")
     state = dataclasses.replace(
         with_relation(ready_state(), ingress),
@@ -85,8 +89,8 @@ def test_pebble_ready_republishes_ingress_address_of_the_restarted_pod(ctx):
             {
                 testing.Network(
                     "ingress",
-                    [testing.BindAddress([testing.Address("10.1.1.9")])],
-                    ingress_addresses=["10.1.1.9"],
+                    [testing.BindAddress([testing.Address("127.0.0.39")])],
+                    ingress_addresses=["127.0.0.39"],
                 )
             }
         ),
@@ -95,23 +99,20 @@ def test_pebble_ready_republishes_ingress_address_of_the_restarted_pod(ctx):
     out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
 
     unit_data = out.get_relation(ingress.id).local_unit_data
-    assert json.loads(unit_data["ip"]) == "10.1.1.9"
-    assert json.loads(unit_data["host"]) == (
-        "github-runner-webhook-router-0.github-runner-webhook-router-endpoints.ci"
-        ".svc.cluster.local"
-    )
+    assert json.loads(unit_data["ip"]) == "127.0.0.39"
+    assert json.loads(unit_data["host"]) == fqdn
     app_data = out.get_relation(ingress.id).local_app_data
     assert {key: json.loads(value) for key, value in app_data.items()} == {
         "model": "ci",
         "name": "github-runner-webhook-router",
         "port": 8000,
         "strip-prefix": True,
-        "scheme": "http",
+        "is_port_open": True,
     }
 
 
 def test_upgrade_charm_republishes_ingress_data(ctx):
-    ingress = testing.Relation("ingress", local_unit_data={"ip": json.dumps("10.0.0.1")})
+    ingress = testing.Relation("ingress", local_unit_data={"ip": json.dumps("127.0.0.41")})
     state = with_relation(ready_state(), ingress)
 
     out = ctx.run(ctx.on.upgrade_charm(), state)
@@ -128,6 +129,7 @@ def test_config_changed_passes_options_as_flask_variables(ctx):
             "log-level": "debug",
             "webhook-secret": "hook-secret",
             "webserver-workers": 4,
+            "allowed-repositories": "canonical",
         }
     )
 
@@ -136,39 +138,11 @@ def test_config_changed_passes_options_as_flask_variables(ctx):
     env = service_environment(out)
     assert env["FLASK_DEFAULT_FLAVOUR"] == "large"
     assert env["FLASK_DEFAULT_SELF_HOSTED_LABELS"] == "self-hosted"
-    assert env["FLASK_LOG_LEVEL"] == "DEBUG"
+    assert env["FLASK_LOG_LEVEL"] == "debug"  # the service reads it case-insensitively
     assert env["FLASK_WEBHOOK_SECRET"] == "hook-secret"
+    assert env["FLASK_ALLOWED_REPOSITORIES"] == "canonical"
+    assert env["FLASK_ALLOW_UNSIGNED_WEBHOOKS"] == "false"
     assert "--workers 4" in out.get_container(CONTAINER).plan.services[SERVICE].command
-
-
-@pytest.mark.parametrize(
-    ("config", "message"),
-    [
-        ({}, "set the flavours option (the label routing table)"),
-        ({"flavours": "[unclosed"}, "flavours is not valid YAML"),
-        ({"flavours": "small: [x64]"}, "flavours must be a non-empty YAML list"),
-        ({"flavours": "- small: [x64]\n  large: [x]"}, "each flavours item must be a map"),
-        ({"flavours": "- small: x64"}, "the labels of flavour small must be a list of non-empty"),
-        ({"flavours": "- small: ['']"}, "the labels of flavour small must be a list of non-empty"),
-        ({"flavours": "- small: []\n- small: [x]"}, "flavour small is listed twice"),
-        ({"flavours": "- 1: [x]"}, "flavour name 1 must be letters, digits"),
-        ({"flavours": "- large runner: [x]"}, "flavour name 'large runner' must be letters"),
-        ({"flavours": FLAVOURS, "webhook-secret": "   "}, "webhook-secret is blank"),
-        (
-            {"flavours": FLAVOURS, "dedup-url": "mongodb://127.0.0.1/x"},
-            "dedup-url must be a redis",
-        ),
-        ({"flavours": FLAVOURS, "default-flavour": "huge"}, "default-flavour huge is not in"),
-        ({"flavours": FLAVOURS, "log-level": "chatty"}, "log-level must be one of"),
-        ({"flavours": FLAVOURS, "webserver-timeout": 0}, "webserver-timeout must be a positive"),
-    ],
-)
-def test_invalid_config_blocks_with_the_reason(ctx, config, message):
-    out = ctx.run(ctx.on.config_changed(), ready_state(config=config))
-
-    assert out.unit_status.name == "blocked"
-    assert out.unit_status.message.startswith(message)
-    assert out.get_container(CONTAINER).plan.services == {}
 
 
 def test_secret_storage_relation_created_generates_the_key_once(ctx):
@@ -177,11 +151,11 @@ def test_secret_storage_relation_created_generates_the_key_once(ctx):
 
     out = ctx.run(ctx.on.relation_created(peer), state)
 
-    key = out.get_relation(peer.id).local_app_data["secret-key"]
+    key = out.get_relation(peer.id).local_app_data["flask_secret_key"]
     assert len(key) >= 50
     assert service_environment(out)["FLASK_SECRET_KEY"] == key
     again = ctx.run(ctx.on.relation_created(out.get_relation(peer.id)), out)
-    assert again.get_relation(peer.id).local_app_data["secret-key"] == key
+    assert again.get_relation(peer.id).local_app_data["flask_secret_key"] == key
 
 
 def test_secret_storage_relation_changed_gives_a_follower_the_leaders_key(ctx):
@@ -201,7 +175,7 @@ def test_follower_waits_for_the_leader_to_set_the_key(ctx):
     out = ctx.run(ctx.on.relation_changed(peer, remote_unit=1), state)
 
     assert out.unit_status == testing.WaitingStatus("waiting for the leader to set the secret key")
-    assert "secret-key" not in out.get_relation(peer.id).local_app_data
+    assert "flask_secret_key" not in out.get_relation(peer.id).local_app_data
     assert out.get_container(CONTAINER).plan.services == {}
 
 
@@ -274,7 +248,7 @@ SECRET = mongodb_secret()
             mongodb_relation(extra={"username": "router", "password": "plain", "uris": ""}),
             set(),
             "mongodb://router:plain@127.0.0.1:27017,127.0.0.2:27017,127.0.0.3:27017/"
-            "github_runner_webhook_router?replicaSet=mongodb&authSource=admin",
+            "github-runner-webhook-router?replicaSet=mongodb&authSource=admin",
             id="plain-fields",
         ),
     ],
@@ -308,7 +282,7 @@ def test_endpoints_changed_reconfigures_the_workload(ctx):
         first.get_relation(db.id),
         remote_app_data={**db.remote_app_data, "endpoints": "127.0.0.4:27017"},
     )
-    new_uri = "mongodb://router:pass%2Fword@127.0.0.4:27017/github_runner_webhook_router"
+    new_uri = "mongodb://router:pass%2Fword@127.0.0.4:27017/github-runner-webhook-router"
     content = {**secret.tracked_content, "uris": new_uri}
     rotated = dataclasses.replace(secret, tracked_content=content, latest_content=content)
     state = dataclasses.replace(
@@ -403,7 +377,7 @@ def test_leader_elected_takes_over_the_requests(ctx):
 
     out = ctx.run(ctx.on.leader_elected(), state)
 
-    assert out.get_relation(db.id).local_app_data["database"] == "github_runner_webhook_router"
+    assert out.get_relation(db.id).local_app_data["database"] == "github-runner-webhook-router"
 
 
 def test_flask_migrate_script_runs_before_start(ctx, tmp_path):
@@ -417,7 +391,9 @@ def test_flask_migrate_script_runs_before_start(ctx, tmp_path):
 
     out = ctx.run(ctx.on.pebble_ready(workload), state)
 
-    [migration] = ctx.exec_history[CONTAINER]
+    check, migration = ctx.exec_history[CONTAINER]
+    assert tuple(check.command) == CONFIG_CHECK  # the service's check comes first
+    assert migration.command == ["bash", "migrate.sh"]
     assert migration.working_dir == "/flask/app"
     assert migration.environment["MONGODB_DB_CONNECT_STRING"] == THREE_HOST_URI
     assert out.unit_status == testing.ActiveStatus()
@@ -442,16 +418,16 @@ def test_failed_migration_blocks_and_does_not_start(ctx, tmp_path):
 
 def test_webhook_secret_reaches_the_service_byte_for_byte(ctx):
     """GitHub signs with the whole secret: surrounding spaces must not be trimmed."""
-    state = ready_state(config={"flavours": FLAVOURS, "webhook-secret": " s3cret "})
+    state = ready_state(config={"flavours": FLAVOURS, "webhook-secret": " s3cret \n old "})
 
     out = ctx.run(ctx.on.config_changed(), state)
 
-    assert service_environment(out)["FLASK_WEBHOOK_SECRET"] == " s3cret "
+    assert service_environment(out)["FLASK_WEBHOOK_SECRET"] == " s3cret \n old "
 
 
 def test_dedup_url_shares_the_delivery_store_between_units(ctx):
     url = "redis://:pw@127.0.0.1:6379/4"
-    state = ready_state(config={"flavours": FLAVOURS, "dedup-url": url})
+    state = ready_state(config={**CONFIG, "dedup-url": url})
 
     out = ctx.run(ctx.on.config_changed(), state)
 

@@ -10,6 +10,7 @@ from typing import Any
 import git_access
 import management
 import ops
+from config_check import COMMAND as CONFIG_CHECK
 from provider_config import ProviderConfig
 from twelve_factor import DatabaseSpec, TwelveFactorCharm, django
 
@@ -21,6 +22,7 @@ class HttprequestLegoProviderCharm(TwelveFactorCharm[ProviderConfig]):
 
     layout = django("httprequest_lego_provider.wsgi:application")
     database_spec = DatabaseSpec(relation="postgresql", kind="postgresql")
+    config_check = CONFIG_CHECK
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -59,7 +61,7 @@ class HttprequestLegoProviderCharm(TwelveFactorCharm[ProviderConfig]):
         except management.ManagementError as exc:
             event.fail(str(exc))
             return
-        event.set_results({"result": output})
+        event.set_results(management.results(output))
 
     def _read_config(self) -> ProviderConfig:
         return ProviderConfig.from_charm_config(self.config)

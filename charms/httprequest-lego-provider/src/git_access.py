@@ -12,7 +12,7 @@ import hashlib
 import logging
 
 import ops
-from provider_config import ProviderConfig
+from provider_config import GitHost, ProviderConfig
 from twelve_factor import WorkloadError
 from twelve_factor.workload import SERVICE_USER
 
@@ -30,6 +30,9 @@ PRIVATE_DIR = 0o700
 
 def prepare(container: ops.Container, config: ProviderConfig, *, refresh: bool) -> dict[str, str]:
     """Write the key and known_hosts (when refreshing or missing) and describe them.
+
+    Only what is configured is written: an SSH repository needs both (the service says so if
+    one is missing), a local or https one neither.
 
     Args:
         container: the workload container, reachable.
@@ -50,21 +53,27 @@ def prepare(container: ops.Container, config: ProviderConfig, *, refresh: bool) 
             user=SERVICE_USER,
             group=SERVICE_USER,
         )
-    if refresh or not container.exists(SSH_KEY_FILE):
-        key = config.git_ssh_key.replace("\r\n", "\n").strip() + "\n"
-        _push_private(container, SSH_KEY_FILE, key)
-    if refresh or not container.exists(KNOWN_HOSTS_FILE):
-        known_hosts = config.git_known_hosts or scan_host_keys(container, config)
-        _push_private(container, KNOWN_HOSTS_FILE, known_hosts.strip() + "\n")
-    return {
-        "DJANGO_GIT_SSH_KEY_FILE": SSH_KEY_FILE,
-        "DJANGO_GIT_KNOWN_HOSTS_FILE": KNOWN_HOSTS_FILE,
+    environment = {"DJANGO_DNS_BACKEND": "git", "DJANGO_DATA_DIR": DATA_DIR}
+    files: list[str] = []
+    if config.git_ssh_key is not None:
+        if refresh or not container.exists(SSH_KEY_FILE):
+            key = config.git_ssh_key.replace("\r\n", "\n").strip() + "\n"
+            _push_private(container, SSH_KEY_FILE, key)
+        environment["DJANGO_GIT_SSH_KEY_FILE"] = SSH_KEY_FILE
+        files.append(SSH_KEY_FILE)
+    known_hosts = config.git_known_hosts
+    if known_hosts is not None or config.git_host is not None:
+        if refresh or not container.exists(KNOWN_HOSTS_FILE):
+            if known_hosts is None and config.git_host is not None:
+                known_hosts = scan_host_keys(container, config.git_host)
+            _push_private(container, KNOWN_HOSTS_FILE, (known_hosts or "").strip() + "\n")
+        environment["DJANGO_GIT_KNOWN_HOSTS_FILE"] = KNOWN_HOSTS_FILE
+        files.append(KNOWN_HOSTS_FILE)
+    if files:
         # The service reads the files once at start: a digest of their content in the
         # environment changes the Pebble layer, so a new key or host key restarts it.
-        "DJANGO_GIT_CREDENTIALS_SHA256": _digest(container, SSH_KEY_FILE, KNOWN_HOSTS_FILE),
-        "DJANGO_DNS_BACKEND": "git",
-        "DJANGO_DATA_DIR": DATA_DIR,
-    }
+        environment["DJANGO_GIT_CREDENTIALS_SHA256"] = _digest(container, *files)
+    return environment
 
 
 def _digest(container: ops.Container, *paths: str) -> str:
@@ -80,24 +89,26 @@ def _push_private(container: ops.Container, path: str, content: str) -> None:
     container.push(path, content, permissions=PRIVATE, user=SERVICE_USER, group=SERVICE_USER)
 
 
-def keyscan_command(config: ProviderConfig) -> list[str]:
+def keyscan_command(host: GitHost) -> list[str]:
     """``ssh-keyscan`` of the repository host (on its port, when the URL gives one)."""
     command = ["ssh-keyscan", "-T", str(KEYSCAN_TIMEOUT_SECONDS)]
-    if config.git_host.port is not None:
-        command += ["-p", str(config.git_host.port)]
-    return [*command, config.git_host.host]
+    if host.port is not None:
+        command += ["-p", str(host.port)]
+    return [*command, host.host]
 
 
-def scan_host_keys(container: ops.Container, config: ProviderConfig) -> str:
+def scan_host_keys(container: ops.Container, git_host: GitHost) -> str:
     """Ask the repository host for its keys, from inside the workload (same network view).
 
     Raises:
         WorkloadError: the scan failed or found no key.
     """
-    host = config.git_host.host
+    host = git_host.host
     try:
         process = container.exec(
-            keyscan_command(config), user=SERVICE_USER, timeout=KEYSCAN_TIMEOUT_SECONDS * 3
+            keyscan_command(git_host),
+            user=SERVICE_USER,
+            timeout=KEYSCAN_TIMEOUT_SECONDS * 3,
         )
         stdout, _ = process.wait_output()
     except (ops.pebble.ExecError, ops.pebble.ChangeError, ops.pebble.TimeoutError) as exc:

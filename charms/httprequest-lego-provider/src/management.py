@@ -82,6 +82,20 @@ def create_superuser(params: Mapping[str, Any]) -> list[str]:
     return command
 
 
+def results(output: str) -> dict[str, str]:
+    """The action results: the command's output, and the password it generated, if any.
+
+    ``password`` is the key the upstream charm's user actions answer with, so scripts written
+    for it keep working.
+    """
+    found = {"result": output}
+    for line in output.splitlines():
+        key, separator, value = line.partition(":")
+        if separator and key.strip() == "password" and value.strip():
+            found["password"] = value.strip()
+    return found
+
+
 def run(container: ops.Container, arguments: list[str], environment: Mapping[str, str]) -> str:
     """Run ``manage.py <arguments>`` as the service runs, and return what it printed.
 

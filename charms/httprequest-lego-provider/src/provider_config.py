@@ -1,4 +1,9 @@
-"""The provider charm's configuration, read once into a frozen dataclass and validated."""
+"""The provider charm's configuration, read once into a frozen dataclass.
+
+The charm checks only what is its own business (a repository is set, the server model); what
+the service accepts (the repository URL forms, the key format, log levels, host names) is
+decided by the service itself, in the workload, before every (re)start (``config_check``).
+"""
 
 from __future__ import annotations
 
@@ -6,88 +11,73 @@ import urllib.parse
 from dataclasses import dataclass
 
 from twelve_factor import InvalidConfigError, WebserverConfig
-from twelve_factor.config import Config, log_level_option, string_option, webserver_options
+from twelve_factor.config import Config, string_option, webserver_options
 from twelve_factor.environment import config_environment
 
 PREFIX = "DJANGO_"
-GIT_REPO_FORMAT = "git+ssh://<user>@<host>[:<port>]/<path>[@<branch>]"
+# The service answers within DJANGO_REQUEST_DEADLINE (its default: 20 s; the charm leaves it
+# unset) with a 503 when the DNS repository is slow; gunicorn must not kill the worker first.
+REQUEST_DEADLINE_SECONDS = 20.0
+# The URL schemes the service reaches over SSH (the charm then needs the host's keys).
+SSH_SCHEMES = ("git+ssh", "ssh+git", "ssh")
 
 
 @dataclass(frozen=True)
 class GitHost:
-    """Where the DNS repository is, for ``ssh-keyscan``."""
+    """Where an SSH repository is, for ``ssh-keyscan``."""
 
     host: str
     port: int | None
 
 
-def parse_git_host(repo: str) -> GitHost:
-    """Find the SSH host of the repository URL (URL form, or scp-like ``user@host:path``).
+def ssh_host(repo: str) -> GitHost | None:
+    """The SSH host of a ``git+ssh://`` (or ``ssh://``) URL; None for any other form.
 
-    Args:
-        repo: the ``git-repo`` option.
-
-    Returns:
-        The host and, when given, the port.
-
-    Raises:
-        InvalidConfigError: the URL does not name an SSH host.
+    A form the service refuses also gives None: the service's own check then says why.
     """
-    if "://" in repo:
-        parts = urllib.parse.urlsplit(repo)
-        if parts.scheme not in ("git+ssh", "ssh") or not parts.hostname:
-            raise InvalidConfigError(f"git-repo must look like {GIT_REPO_FORMAT}")
-        try:
-            port = parts.port
-        except ValueError as exc:
-            raise InvalidConfigError(f"git-repo has an invalid port: {exc}") from exc
-        return GitHost(host=parts.hostname, port=port)
-    userinfo, at, rest = repo.partition("@")
-    host, colon, path = rest.partition(":")
-    if not at or not userinfo or not host or not colon or not path or "/" in host:
-        raise InvalidConfigError(f"git-repo must look like {GIT_REPO_FORMAT}")
-    return GitHost(host=host, port=None)
+    parts = urllib.parse.urlsplit(repo)
+    if parts.scheme.lower() not in SSH_SCHEMES or not parts.hostname:
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    return GitHost(host=parts.hostname, port=port)
 
 
 @dataclass(frozen=True)
 class ProviderConfig:
-    """Validated configuration of the lego httpreq provider."""
+    """Configuration of the lego httpreq provider, as the charm passes it on."""
 
     git_repo: str
-    git_host: GitHost
-    git_ssh_key: str
+    git_host: GitHost | None
+    git_ssh_key: str | None
     git_known_hosts: str | None
-    log_level: str
+    log_level: str | None
     allowed_hosts: tuple[str, ...]
     webserver: WebserverConfig
 
     @classmethod
     def from_charm_config(cls, config: Config) -> ProviderConfig:
-        """Read and validate the options.
+        """Read the options.
 
         Raises:
-            InvalidConfigError: an option is missing or invalid.
+            InvalidConfigError: the repository is not set, or a webserver option is invalid.
         """
         git_repo = string_option(config, "git-repo")
-        git_ssh_key = string_option(config, "git-ssh-key")
-        missing = [
-            name
-            for name, value in (("git-repo", git_repo), ("git-ssh-key", git_ssh_key))
-            if value is None
-        ]
-        if git_repo is None or git_ssh_key is None:
-            raise InvalidConfigError(f"set the {' and '.join(missing)} option(s)")
-        if "PRIVATE KEY" not in git_ssh_key:
-            raise InvalidConfigError("git-ssh-key must be an SSH private key (PEM/OpenSSH)")
+        if git_repo is None:
+            raise InvalidConfigError(
+                "set the git-repo option (the DNS zone repository, e.g. git+ssh://...)"
+            )
         hosts = string_option(config, "allowed-hosts") or ""
         return cls(
             git_repo=git_repo,
-            git_host=parse_git_host(git_repo),
-            git_ssh_key=git_ssh_key,
+            git_host=ssh_host(git_repo),
+            git_ssh_key=string_option(config, "git-ssh-key"),
             git_known_hosts=string_option(config, "git-known-hosts"),
-            log_level=log_level_option(config),
+            log_level=string_option(config, "log-level"),
             allowed_hosts=tuple(host.strip() for host in hosts.split(",") if host.strip()),
-            webserver=webserver_options(config),
+            webserver=webserver_options(config, request_deadline=REQUEST_DEADLINE_SECONDS),
         )
 
     def environment(self) -> dict[str, str]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 from charm import HttprequestLegoProviderCharm
+from config_check import COMMAND as CONFIG_CHECK
 from ops import testing
 from provider_config import ProviderConfig
 from testing_support import states
@@ -19,7 +21,7 @@ SSH_KEY = (
 KNOWN_HOSTS = "git.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample"
 GIT_REPO = "git+ssh://lego@git.example/dns/zones.git@main"
 DB_PASSWORD = "p@ss/word"
-DB_URI = "postgresql://lego:p%40ss%2Fword@10.1.0.5:5432/httprequest_lego_provider"
+DB_URI = "postgresql://lego:p%40ss%2Fword@127.0.0.11:5432/httprequest-lego-provider"
 MIGRATE = ("/bin/python3", "manage.py", "migrate", "--noinput")
 KEYSCAN = ("ssh-keyscan",)
 CONFIG = {"git-repo": GIT_REPO, "git-ssh-key": SSH_KEY, "git-known-hosts": KNOWN_HOSTS}
@@ -35,19 +37,29 @@ def postgresql_relation(
 ) -> testing.Relation:
     """A postgresql relation; credentials through the secret when given."""
     remote = {
-        "endpoints": "10.1.0.5:5432",
-        "database": "httprequest_lego_provider",
+        "endpoints": "127.0.0.11:5432",
+        "database": "httprequest-lego-provider",
         "version": "16.6",
     }
     return states.database_relation("postgresql", remote, secret, extra)
 
 
+SECRET_KEY_FIELD = "django_secret_key"
+peer_relation = functools.partial(states.peer_relation, field=SECRET_KEY_FIELD)
+
+
 def container(
     can_connect: bool = True, execs: frozenset[testing.Exec] | None = None, **kwargs: Any
 ) -> testing.Container:
-    """The workload container; migrations succeed unless execs says otherwise."""
+    """The workload container; migrations succeed unless execs says otherwise.
+
+    The service's config check passes unless execs says otherwise: the tests' configurations
+    are valid for the real service (``test_config_table`` runs the real check on them).
+    """
     if execs is None:
         execs = frozenset({testing.Exec(MIGRATE)})
+    if not any(e.command_prefix == CONFIG_CHECK for e in execs):
+        execs = frozenset(execs) | {testing.Exec(CONFIG_CHECK)}
     return testing.Container(CONTAINER, can_connect=can_connect, execs=execs, **kwargs)
 
 
@@ -59,6 +71,7 @@ def ready_state(**overrides: Any) -> testing.State:
         container=container(),
         database=postgresql_relation(secret),
         secret=secret,
+        peer=peer_relation(),
         model="lego",
     )
     return dataclasses.replace(state, **overrides)
@@ -76,8 +89,10 @@ PROVIDER = CharmUnderTest(
     container=CONTAINER,
     service=SERVICE,
     database="postgresql",
-    database_name="httprequest_lego_provider",
+    database_name="httprequest-lego-provider",
+    peer_relation=peer_relation,
     read_config=ProviderConfig.from_charm_config,
     ready_state=ready_state,
     required_config=CONFIG,
+    workload_dir="httprequest_lego_provider",
 )

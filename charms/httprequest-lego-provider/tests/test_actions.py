@@ -72,7 +72,17 @@ def test_create_user_returns_the_generated_password(ctx):
 
     ctx.run(ctx.on.action("create-user", params={"username": "alice"}), state)
 
-    assert ctx.action_results == {"result": "password: s3cret"}
+    # "password", as the upstream charm answers; the whole output as "result".
+    assert ctx.action_results == {"result": "password: s3cret", "password": "s3cret"}
+
+
+def test_create_superuser_answers_the_password_as_the_upstream_action_does(ctx):
+    output = "Created superuser root\npassword: gener4ted\n"
+    state = started(ctx, testing.Exec((*MANAGE, "create_superuser"), stdout=output))
+
+    ctx.run(ctx.on.action("create-superuser", params={"username": "root"}), state)
+
+    assert ctx.action_results["password"] == "gener4ted"
 
 
 def test_command_failure_is_reported_with_its_stderr(ctx):
@@ -131,7 +141,7 @@ def test_rotate_secret_key_restarts_with_a_new_key(ctx):
 
     env = out.get_container(CONTAINER).plan.services["django"].environment
     assert env["DJANGO_SECRET_KEY"] not in (SECRET_KEY, "")
-    assert ctx.action_results == {"result": "the secret key was rotated"}
+    assert ctx.action_results == {"status": "success"}  # what paas-charm's action answers
 
 
 def test_rotate_secret_key_fails_on_a_follower(ctx):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import management
 import pytest
+from provider_config import REQUEST_DEADLINE_SECONDS
 from testing_support.definitions import DefinitionContract, Recording
 
 from tests.states import PROVIDER
@@ -51,3 +52,12 @@ def test_rock_root_has_the_project_layout_the_extension_and_the_charm_need():
     assert (project / "manage.py").exists()
     wsgi = project / (wsgi_module.replace(".", "/") + ".py")
     assert "application =" in wsgi.read_text()
+
+
+def test_the_worker_timeout_outlasts_the_services_request_deadline():
+    """A slow repository must be answered by the service (503), not by gunicorn killing it."""
+    deadline = PROVIDER.service_constant("dns_backends.deadline", "DEFAULT_DEADLINE_SECONDS")
+    default_timeout = PROVIDER.charmcraft()["config"]["options"]["webserver-timeout"]["default"]
+
+    assert deadline == REQUEST_DEADLINE_SECONDS
+    assert default_timeout > deadline

@@ -6,7 +6,10 @@ A charm's ``tests/test_definitions.py`` subclasses :class:`DefinitionContract`, 
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
+
+import yaml
 
 from testing_support.subject import CharmUnderTest
 
@@ -41,20 +44,52 @@ class DefinitionContract:
         database = self.subject.database
 
         assert meta["name"] == self.subject.name
-        assert meta["type"] == "charm"
         assert meta["summary"]
         assert meta["description"]
-        assert meta["base"] == "ubuntu@24.04"
-        assert list(meta["platforms"]) == ["amd64"]
         assert "extensions" not in meta
-        assert meta["parts"]["charm"]["plugin"] == "charm"
         assert meta["containers"] == {container: {"resource": f"{container}-image"}}
         assert meta["resources"][f"{container}-image"]["type"] == "oci-image"
         assert meta["requires"][database]["interface"] == f"{database}_client"
         assert meta["requires"]["ingress"]["interface"] == "ingress"
+        assert meta["requires"]["logging"]["interface"] == "loki_push_api"
         assert meta["provides"]["metrics-endpoint"]["interface"] == "prometheus_scrape"
+        assert meta["provides"]["grafana-dashboard"]["interface"] == "grafana_dashboard"
         assert meta["peers"]["secret-storage"]["interface"] == "secret-storage"
-        assert (self.subject.root / "requirements.txt").read_text().count("ops==") == 1
+
+    def test_it_builds_for_ubuntu_24_04_on_amd64_with_its_runtime_requirements(self) -> None:
+        root = self.subject.root
+        if self.subject.packed:
+            manifest = yaml.safe_load((root / "manifest.yaml").read_text())
+            assert manifest["bases"] == [
+                {"name": "ubuntu", "channel": "24.04", "architectures": ["amd64"]}
+            ]
+            assert (root / "venv" / "ops" / "__init__.py").is_file()
+            return
+        meta = self.subject.charmcraft()
+        assert meta["type"] == "charm"
+        assert meta["base"] == "ubuntu@24.04"
+        assert list(meta["platforms"]) == ["amd64"]
+        assert meta["parts"]["charm"]["plugin"] == "charm"
+        assert (root / "requirements.txt").read_text().count("ops==") == 1
+
+    def test_the_webserver_defaults_are_the_measured_server_model(self) -> None:
+        """charmcraft.yaml's defaults equal the service's webserver.json (the benchmarks')."""
+        measured = json.loads((self.subject.rock_root / "webserver.json").read_text())
+        options = self.subject.charmcraft()["config"]["options"]
+        defaults = {
+            key: options[f"webserver-{key.replace('_', '-')}"]["default"]
+            for key in (
+                "worker_class",
+                "workers",
+                "threads",
+                "worker_connections",
+                "timeout",
+                "keepalive",
+            )
+        }
+
+        assert defaults == {key: measured[key] for key in defaults}
+        assert set(measured) <= set(defaults), "webserver.json has a setting the charm lacks"
 
     def test_the_charm_class_matches_the_metadata(self) -> None:
         meta = self.subject.charmcraft()

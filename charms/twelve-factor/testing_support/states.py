@@ -12,9 +12,13 @@ from ops import testing
 SECRET_KEY = "a-secret-key-generated-earlier"
 
 
-def peer_relation(secret_key: str | None = SECRET_KEY) -> testing.PeerRelation:
-    """The secret-storage peer relation, holding the app's secret key unless it is None."""
-    data = {"secret-key": secret_key} if secret_key else {}
+def peer_relation(secret_key: str | None = SECRET_KEY, *, field: str) -> testing.PeerRelation:
+    """The secret-storage peer relation, holding the app's secret key under ``field``.
+
+    ``field`` is paas-charm's name, ``<framework>_secret_key``; no key when ``secret_key`` is
+    None.
+    """
+    data = {field: secret_key} if secret_key else {}
     return testing.PeerRelation("secret-storage", local_app_data=data, peers_data={1: {}})
 
 
@@ -50,6 +54,7 @@ def ready_state(
     container: testing.Container,
     database: testing.Relation,
     secret: testing.Secret,
+    peer: testing.PeerRelation,
     model: str,
 ) -> testing.State:
     """A leader with config, a reachable container, database credentials and a secret key.
@@ -60,7 +65,7 @@ def ready_state(
         leader=True,
         config=dict(config),
         containers={container},
-        relations={database, peer_relation()},
+        relations={database, peer},
         secrets={secret},
         model=testing.Model(name=model),
     )

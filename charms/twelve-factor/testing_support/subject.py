@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import inspect
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +17,7 @@ from ops import testing
 from twelve_factor import TwelveFactorCharm
 from twelve_factor.config import Config
 
-CHARMS_DIR = Path(__file__).resolve().parent.parent.parent
+from testing_support.paths import CHARMS_DIR
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -33,9 +37,12 @@ class CharmUnderTest:
         service: the Pebble service running gunicorn.
         database: the required database relation, also the interface's prefix.
         database_name: the database the charm asks its provider for.
+        peer_relation: the tests' builder of the secret-storage relation (key as argument).
         read_config: the charm's config reader, to find which options it asks for.
         ready_state: the tests' builder of a ready state, taking ``State`` field overrides.
         required_config: option values without a default that ``read_config`` needs.
+        workload_dir: the folder, under the rock root, that the image puts in
+            ``/<framework>/app`` (where the service's commands run).
     """
 
     name: str
@@ -45,23 +52,56 @@ class CharmUnderTest:
     service: str
     database: str
     database_name: str
+    peer_relation: Callable[..., testing.PeerRelation]
     read_config: Callable[[Config], object]
     ready_state: Callable[..., testing.State]
     required_config: dict[str, Any] = field(default_factory=dict)
+    workload_dir: str = ""
 
     @property
     def root(self) -> Path:
-        """The charm's folder."""
-        return CHARMS_DIR / self.name
+        """The charm's folder: where its code runs from (a packed charm's unpacked tree too)."""
+        return Path(inspect.getfile(self.charm)).resolve().parent.parent
 
     @property
     def rock_root(self) -> Path:
         """The workload's folder, where its rockcraft.yaml is."""
         return CHARMS_DIR.parent / self.name
 
+    @property
+    def workload_source(self) -> Path:
+        """The service's source as it lands in ``/<framework>/app``."""
+        return self.rock_root / self.workload_dir
+
+    def service_constant(self, module: str, name: str) -> Any:
+        """A constant of the service's code, read by importing it as the workload would."""
+        program = f"import json, {module} as m; print(json.dumps(m.{name}))"
+        result = subprocess.run(  # noqa: S603 (a fixed program over names the tests give)
+            [sys.executable, "-c", program],
+            cwd=self.workload_source,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(result.stdout)
+
     def charmcraft(self) -> dict[str, Any]:
-        """The parsed charmcraft.yaml."""
-        return _load_yaml(self.root / "charmcraft.yaml")
+        """The charm's definition: charmcraft.yaml, or in a packed charm the files made from it.
+
+        A packed charm holds ``metadata.yaml``, ``config.yaml`` and ``actions.yaml`` instead,
+        which together say what charmcraft.yaml said (the build keys aside).
+        """
+        if not self.packed:
+            return _load_yaml(self.root / "charmcraft.yaml")
+        definition = _load_yaml(self.root / "metadata.yaml")
+        definition["config"] = _load_yaml(self.root / "config.yaml")
+        definition["actions"] = _load_yaml(self.root / "actions.yaml")
+        return definition
+
+    @property
+    def packed(self) -> bool:
+        """Whether the tests run against an unpacked ``.charm`` rather than the source tree."""
+        return (self.root / "manifest.yaml").is_file()
 
     def rockcraft(self) -> dict[str, Any]:
         """The parsed rockcraft.yaml of the workload."""

@@ -16,19 +16,19 @@ def test_no_credentials_means_not_created():
         pytest.param(
             "postgresql",
             {
-                "endpoints": "10.0.0.1:5432",
+                "endpoints": "127.0.0.41:5432",
                 "username": "u",
                 "password": "p",
-                "uris": "postgresql://u:p@10.0.0.1:5432/db",
+                "uris": "postgresql://u:p@127.0.0.41:5432/db",
                 "version": "16.4",
             },
-            "postgresql://u:p@10.0.0.1:5432/db",
+            "postgresql://u:p@127.0.0.41:5432/db",
             id="plain-credentials-with-uris",
         ),
         pytest.param(
             "postgresql",
-            {"endpoints": "10.0.0.1:5432", "database": "db", "username": "u", "password": "p"},
-            "postgresql://u:p@10.0.0.1:5432/db",
+            {"endpoints": "127.0.0.41:5432", "database": "db", "username": "u", "password": "p"},
+            "postgresql://u:p@127.0.0.41:5432/db",
             id="url-is-built-for-postgresql-revisions-without-uris",
         ),
         pytest.param(
@@ -55,14 +55,14 @@ def test_plain_databag_fields_give_the_connect_string(kind, databag, uri):
 
 
 def test_secret_credentials_win_over_databag_fields():
-    databag = {"endpoints": "10.0.0.1:5432", "database": "db", "secret-user": "secret:x"}
+    databag = {"endpoints": "127.0.0.41:5432", "database": "db", "secret-user": "secret:x"}
 
     connection = connection_from_databag(
         "postgresql", databag, {"username": "u", "password": "p@ss"}
     )
 
     assert connection is not None
-    assert connection.uri == "postgresql://u:p%40ss@10.0.0.1:5432/db"
+    assert connection.uri == "postgresql://u:p%40ss@127.0.0.41:5432/db"
 
 
 def test_credentials_without_endpoints_or_uris_are_not_enough():

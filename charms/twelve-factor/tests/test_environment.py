@@ -59,11 +59,11 @@ def test_multi_host_mongodb_uri_is_parsed_without_losing_hosts():
 
 
 def test_single_host_postgresql_uri_parts():
-    uri = "postgresql://lego:pw@10.1.2.3:5432/lego_db"
+    uri = "postgresql://lego:pw@127.0.0.13:5432/lego_db"
 
     environment = ConnectionUri.parse(uri).environment("POSTGRESQL")
 
-    assert environment["POSTGRESQL_DB_HOSTNAME"] == "10.1.2.3"
+    assert environment["POSTGRESQL_DB_HOSTNAME"] == "127.0.0.13"
     assert environment["POSTGRESQL_DB_PORT"] == "5432"
     assert environment["POSTGRESQL_DB_NAME"] == "lego_db"
     assert "POSTGRESQL_DB_QUERY" not in environment
@@ -96,11 +96,11 @@ def test_build_uri_quotes_credentials_and_round_trips():
         "postgresql",
         username="lego",
         password="p@ss:w/rd?",
-        endpoints="10.0.0.5:5432",
+        endpoints="127.0.0.45:5432",
         database="lego_db",
     )
 
-    assert uri == "postgresql://lego:p%40ss%3Aw%2Frd%3F@10.0.0.5:5432/lego_db"
+    assert uri == "postgresql://lego:p%40ss%3Aw%2Frd%3F@127.0.0.45:5432/lego_db"
     assert ConnectionUri.parse(uri).password == "p@ss:w/rd?"
 
 

@@ -1,6 +1,6 @@
 """A small 12-factor charm base on ``ops`` for Django and Flask workloads.
 
-Shared by the charms in this folder through a ``lib/twelve_factor`` symlink (see README.md).
+Each charm carries a copy in its ``lib/twelve_factor`` (scripts/sync-charm-libs; see README.md).
 """
 
 from twelve_factor.charm import (

@@ -8,25 +8,34 @@ unit status says is decided in one place, :meth:`TwelveFactorCharm._on_collect_u
 
 from __future__ import annotations
 
+import inspect
 import logging
+import os
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import ops
 
+from twelve_factor.alert_rules import GENERIC_RULES_DIR
+from twelve_factor.dashboards import GrafanaDashboardProvider
 from twelve_factor.database import DatabaseKind, DatabaseRequires
 from twelve_factor.environment import allowed_hosts, base_url
 from twelve_factor.ingress import IngressRequires
+from twelve_factor.logging_forwarder import LogForwarder
 from twelve_factor.metrics import MetricsEndpointProvider
 from twelve_factor.secret_storage import SecretKeyStorage
 from twelve_factor.workload import (
     APP_PORT,
     METRICS_PATH,
     METRICS_PORT,
+    ConfigRefusedError,
     Framework,
     WebserverConfig,
     WorkloadError,
     build_layer,
+    check_configuration,
+    proxy_environment,
     run_migrations,
     service_changed,
     service_is_running,
@@ -37,6 +46,8 @@ logger = logging.getLogger(__name__)
 SECRET_STORAGE = "secret-storage"  # noqa: S105 (a relation name)
 INGRESS = "ingress"
 METRICS_ENDPOINT = "metrics-endpoint"
+LOGGING = "logging"
+GRAFANA_DASHBOARD = "grafana-dashboard"
 LAYER_LABEL = "twelve-factor"
 
 
@@ -73,6 +84,21 @@ class DatabaseSpec:
     kind: DatabaseKind
 
 
+# The charm an operator integrates for each database kind (the one these charms are tested with).
+DATABASE_CHARMS = {"postgresql": "postgresql-k8s", "mongodb": "mongodb-k8s"}
+
+
+def missing_database_message(charm: TwelveFactorCharm[Any]) -> str:
+    """The blocked status without the database: what is missing and the command that fixes it."""
+    spec = charm.database_spec
+    if spec is None:  # pragma: no cover (only asked of charms with a database)
+        return ""
+    return (
+        f"missing required integration: {spec.relation} "
+        f"(juju integrate {charm.app.name} {DATABASE_CHARMS[spec.kind]})"
+    )
+
+
 class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
     """Base of a Django or Flask charm; subclasses set the class attributes and read config."""
 
@@ -82,24 +108,36 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
     # server's statsd exporter already holds METRICS_PORT, so the app is told this port through
     # <PREFIX>METRICS_PORT and Prometheus gets a second scrape job for it.
     app_metrics_port: ClassVar[int | None] = None
+    # The service's own configuration check, run in the workload (see check_configuration)
+    # before every (re)start: exit 2 and a message on standard error refuse the configuration.
+    config_check: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
-        self._secret_storage = SecretKeyStorage(self, SECRET_STORAGE)
+        self._secret_storage = SecretKeyStorage(
+            self, SECRET_STORAGE, field=f"{self.layout.name}_secret_key"
+        )
         self._ingress = IngressRequires(self, INGRESS, port=APP_PORT)
         self._metrics = MetricsEndpointProvider(
             self,
             METRICS_ENDPOINT,
             ports=(METRICS_PORT,) + ((self.app_metrics_port,) if self.app_metrics_port else ()),
             path=METRICS_PATH,
+            rule_dirs=(GENERIC_RULES_DIR, self.charm_source / "prometheus_alert_rules"),
+        )
+        self._logging = LogForwarder(self, LOGGING, container=self.layout.container)
+        self._dashboards = GrafanaDashboardProvider(
+            self, GRAFANA_DASHBOARD, directory=self.charm_source / "grafana_dashboards"
         )
         self._database: DatabaseRequires | None = None
         if self.database_spec is not None:
+            # The application name unchanged, as paas-charm asks: the database's consumers
+            # (and a refresh from the upstream charm) find the data under that name.
             self._database = DatabaseRequires(
                 self,
                 self.database_spec.relation,
                 kind=self.database_spec.kind,
-                database=self.app.name.replace("-", "_"),
+                database=self.app.name,
             )
         # Set by _reconcile when the workload could not be started during this dispatch.
         self._workload_problem: ops.StatusBase | None = None
@@ -187,7 +225,7 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
             return
         self._secret_storage.rotate()
         self._reconcile()
-        event.set_results({"result": "the secret key was rotated"})
+        event.set_results({"status": "success"})
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
         for status in self._prerequisite_statuses():
@@ -200,6 +238,11 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
         elif not service_is_running(container, self.layout.service):
             event.add_status(ops.WaitingStatus(f"waiting for the {self.layout.service} service"))
         event.add_status(ops.ActiveStatus())
+
+    @property
+    def charm_source(self) -> Path:
+        """The charm's ``src/`` folder (where its module is), also holding dashboards and rules."""
+        return Path(inspect.getfile(type(self))).resolve().parent
 
     # To be provided by the charm.
 
@@ -255,18 +298,33 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
             layer = build_layer(self.layout, environment, config.webserver)
             changed = service_changed(container, layer, self.layout.service)
             if changed or not service_is_running(container, self.layout.service):
+                if self.config_check is not None:
+                    check_configuration(
+                        self.layout, container, list(self.config_check), environment
+                    )
                 run_migrations(self.layout, container, environment)
                 container.add_layer(LAYER_LABEL, layer, combine=True)
                 container.replan()
+        except ConfigRefusedError as exc:
+            logger.error("the service refuses the configuration: %s", exc)
+            self._workload_problem = ops.BlockedStatus(f"{exc} (fix the matching charm option)")
+            return
         except WorkloadError as exc:
             logger.error("cannot start the workload: %s", exc)
             self._workload_problem = ops.BlockedStatus(str(exc))
+            return
+        # Configured: let the application's Kubernetes service reach this unit.
+        self.unit.set_ports(APP_PORT)
+        self._ingress.port_opened = True
+        self._ingress.publish()
 
     def _publish(self) -> None:
         """Republish everything the unit says over its relations (cheap and idempotent)."""
         self._secret_storage.ensure()
         self._ingress.publish()
         self._metrics.publish()
+        self._logging.publish()
+        self._dashboards.publish()
         if self._database is not None:
             self._database.request()
 
@@ -280,7 +338,7 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
         if self._database is not None:
             relation = self._database.relation_name
             if self._database.relation is None:
-                statuses.append(ops.BlockedStatus(f"missing required integration: {relation}"))
+                statuses.append(ops.BlockedStatus(missing_database_message(self)))
             elif self._database.connection() is None:
                 statuses.append(ops.WaitingStatus(f"waiting for the {relation} database"))
         if self._secret_storage.relation is None:
@@ -302,7 +360,7 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
         """The full workload environment: config options, app settings, integrations."""
         prefix = self.layout.prefix
         url = base_url(self._ingress.url, app=self.app.name, model=self.model.name, port=APP_PORT)
-        environment = config.environment()
+        environment = proxy_environment(os.environ) | config.environment()
         environment[f"{prefix}SECRET_KEY"] = self._secret_storage.secret_key() or ""
         environment[f"{prefix}BASE_URL"] = url
         if self.app_metrics_port:

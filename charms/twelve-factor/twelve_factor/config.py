@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from twelve_factor.charm import InvalidConfigError
-from twelve_factor.workload import WebserverConfig
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from twelve_factor.workload import WORKER_CLASSES, WebserverConfig
 
 Config = Mapping[str, bool | int | float | str]
 
@@ -21,38 +20,42 @@ def string_option(config: Config, name: str) -> str | None:
     return text or None
 
 
-def log_level_option(config: Config, name: str = "log-level") -> str:
-    """A log level, upper-cased.
+def positive_int_option(config: Config, name: str, *, minimum: int = 1) -> int:
+    """An integer option of at least ``minimum`` (charmcraft.yaml gives every one a default).
 
     Raises:
-        InvalidConfigError: not a standard level.
+        InvalidConfigError: the value is missing, not an integer or too small.
     """
-    level = (string_option(config, name) or "INFO").upper()
-    if level not in LOG_LEVELS:
-        raise InvalidConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}")
-    return level
-
-
-def positive_int_option(config: Config, name: str, default: int) -> int:
-    """An integer option that must be at least 1.
-
-    Raises:
-        InvalidConfigError: the value is zero or negative.
-    """
-    value = config.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidConfigError(f"{name} must be a positive integer")
+    value = config.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidConfigError(f"set {name} to an integer of at least {minimum}")
     return value
 
 
-def webserver_options(config: Config) -> WebserverConfig:
-    """Gunicorn settings from ``webserver-workers`` and ``webserver-timeout``.
+def webserver_options(config: Config, *, request_deadline: float) -> WebserverConfig:
+    """Gunicorn's server model from paas-charm's ``webserver-*`` options.
+
+    Args:
+        config: the charm configuration.
+        request_deadline: seconds within which the service answers a request itself (a 503
+            with a message when its backend is slow); the worker timeout must be longer, or
+            gunicorn would kill the worker first and the client would get no answer.
 
     Raises:
-        InvalidConfigError: a value is not a positive integer.
+        InvalidConfigError: a value is out of range.
     """
-    defaults = WebserverConfig()
+    worker_class = string_option(config, "webserver-worker-class") or ""
+    if worker_class not in WORKER_CLASSES:
+        raise InvalidConfigError(
+            f"set webserver-worker-class to one of {', '.join(WORKER_CLASSES)}"
+        )
     return WebserverConfig(
-        workers=positive_int_option(config, "webserver-workers", defaults.workers),
-        timeout=positive_int_option(config, "webserver-timeout", defaults.timeout),
+        worker_class=worker_class,
+        workers=positive_int_option(config, "webserver-workers"),
+        threads=positive_int_option(config, "webserver-threads"),
+        timeout=positive_int_option(
+            config, "webserver-timeout", minimum=math.floor(request_deadline) + 1
+        ),
+        keepalive=positive_int_option(config, "webserver-keepalive"),
+        worker_connections=positive_int_option(config, "webserver-worker-connections"),
     )

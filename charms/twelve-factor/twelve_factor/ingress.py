@@ -1,7 +1,10 @@
 """Requirer side of the ``ingress`` integration, version 2 of the protocol.
 
-Every databag value is JSON-encoded. The leader publishes ``model``, ``name``, ``port`` and
-``strip-prefix`` in the application databag; every unit publishes ``host`` and ``ip`` in its own.
+Every databag value is JSON-encoded. The leader publishes ``model``, ``name``, ``port``,
+``strip-prefix`` and, once the unit has opened the port, ``is_port_open`` in the application
+databag (defaults such as ``scheme: http`` are left out, as the library does); every unit
+publishes ``host`` (its FQDN: the pod's own name in the cluster's DNS domain, whatever that
+domain is) and ``ip`` in its own.
 The provider answers ``ingress`` = ``{"url": ...}``. Data is republished on every event the
 charm handles, so a pod that restarted with a new IP is reachable again without operator action.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 
 import ops
 
@@ -41,6 +45,9 @@ class IngressRequires(ops.Object):
         super().__init__(charm, relation_name)
         self.relation_name = relation_name
         self.port = port
+        # Set by the charm once it opened the port in this dispatch (Juju lists ports opened
+        # during a hook only after it).
+        self.port_opened = False
         self._stored.set_default(url="")
         events = charm.on[relation_name]
         self.framework.observe(events.relation_created, self._on_relation_created)
@@ -87,27 +94,25 @@ class IngressRequires(ops.Object):
         if relation is None:
             return
         if self.model.unit.is_leader():
-            relation.data[self.model.app].update(
-                {
-                    "model": json.dumps(self.model.name),
-                    "name": json.dumps(self.model.app.name),
-                    "port": json.dumps(self.port),
-                    "strip-prefix": json.dumps(True),
-                    "scheme": json.dumps("http"),
-                }
-            )
-        unit_data = {"host": json.dumps(unit_hostname(self.model))}
+            app_data = {
+                "model": json.dumps(self.model.name),
+                "name": json.dumps(self.model.app.name),
+                "port": json.dumps(self.port),
+                "strip-prefix": json.dumps(True),
+            }
+            databag = relation.data[self.model.app]
+            opened = self.model.unit.opened_ports()
+            if self.port_opened or ops.Port("tcp", self.port) in opened:
+                app_data["is_port_open"] = json.dumps(True)
+            else:
+                databag.pop("is_port_open", None)
+            databag.pop("scheme", None)
+            databag.update(app_data)
+        unit_data = {"host": json.dumps(socket.getfqdn())}
         address = unit_address(self.model, self.relation_name)
         if address:
             unit_data["ip"] = json.dumps(address)
         relation.data[self.model.unit].update(unit_data)
-
-
-def unit_hostname(model: ops.Model) -> str:
-    """The unit's stable in-cluster name (its pod behind the headless ``-endpoints`` service)."""
-    app = model.app.name
-    pod = model.unit.name.replace("/", "-")
-    return f"{pod}.{app}-endpoints.{model.name}.svc.cluster.local"
 
 
 def unit_address(model: ops.Model, binding: str) -> str | None:

@@ -1,7 +1,10 @@
 """The application's secret key, kept in the ``secret-storage`` peer relation.
 
 The leader generates it once (and again only on request); every unit reads the same value, so
-sessions and signed tokens stay valid whichever unit serves a request.
+sessions and signed tokens stay valid whichever unit serves a request. The key sits under
+paas-charm's field name, ``<framework>_secret_key`` (``django_secret_key``, ``flask_secret_key``),
+so refreshing from the upstream charm keeps the key it generated; a key this charm stored under
+its former name, ``secret-key``, is moved there by the leader.
 """
 
 from __future__ import annotations
@@ -10,15 +13,16 @@ import secrets
 
 import ops
 
-SECRET_KEY_FIELD = "secret-key"  # noqa: S105 (a databag key)
+LEGACY_FIELD = "secret-key"
 
 
 class SecretKeyStorage(ops.Object):
     """Generate, rotate and read the shared secret key."""
 
-    def __init__(self, charm: ops.CharmBase, relation_name: str):
+    def __init__(self, charm: ops.CharmBase, relation_name: str, *, field: str):
         super().__init__(charm, relation_name)
         self.relation_name = relation_name
+        self.field = field
 
     @property
     def relation(self) -> ops.Relation | None:
@@ -30,12 +34,23 @@ class SecretKeyStorage(ops.Object):
         relation = self.relation
         if relation is None:
             return None
-        return relation.data[self.model.app].get(SECRET_KEY_FIELD) or None
+        databag = relation.data[self.model.app]
+        return databag.get(self.field) or databag.get(LEGACY_FIELD) or None
 
     def ensure(self) -> None:
-        """As leader, generate the key if there is none yet."""
-        if self.model.unit.is_leader() and self.relation is not None and not self.secret_key():
-            self.rotate()
+        """As leader, keep the key under paas-charm's field, generating it if there is none."""
+        relation = self.relation
+        if not self.model.unit.is_leader() or relation is None:
+            return
+        databag = relation.data[self.model.app]
+        if databag.get(self.field):
+            return
+        legacy = databag.get(LEGACY_FIELD)
+        if legacy:
+            databag[self.field] = legacy
+            del databag[LEGACY_FIELD]
+            return
+        self.rotate()
 
     def rotate(self) -> None:
         """Replace the key with a new random one (leader only).
@@ -46,4 +61,6 @@ class SecretKeyStorage(ops.Object):
         relation = self.relation
         if relation is None or not self.model.unit.is_leader():
             raise RuntimeError("only the leader can set the secret key, once peers are related")
-        relation.data[self.model.app][SECRET_KEY_FIELD] = secrets.token_urlsafe(50)
+        databag = relation.data[self.model.app]
+        databag[self.field] = secrets.token_urlsafe(64)
+        databag.pop(LEGACY_FIELD, None)

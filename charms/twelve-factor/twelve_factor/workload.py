@@ -68,16 +68,42 @@ def django(wsgi_app: str) -> Framework:
 FLASK = Framework(name="flask", wsgi_app="app:app")
 
 
+# gevent serves many slow clients per worker (the rock must ship gevent: the service's
+# requirements.txt), gthread a fixed number of threads, sync one request at a time.
+WORKER_CLASSES = ("sync", "gthread", "gevent")
+
+
 @dataclass(frozen=True)
 class WebserverConfig:
-    """Gunicorn settings the operator may tune."""
+    """Gunicorn's server model, as paas-charm's ``webserver-*`` options set it.
 
-    workers: int = 2
-    timeout: int = 30
+    The charms' defaults (charmcraft.yaml) are the model the benchmarks measured, recorded in
+    each service's ``webserver.json``; the charm tests check that the two agree.
+    """
+
+    worker_class: str
+    workers: int
+    threads: int
+    timeout: int
+    keepalive: int
+    worker_connections: int
 
     def arguments(self) -> list[str]:
-        """Gunicorn command-line arguments."""
-        return ["--workers", str(self.workers), "--timeout", str(self.timeout)]
+        """Gunicorn command-line arguments (they override the image's gunicorn.conf.py)."""
+        return [
+            "--worker-class",
+            self.worker_class,
+            "--workers",
+            str(self.workers),
+            "--threads",
+            str(self.threads),
+            "--timeout",
+            str(self.timeout),
+            "--keep-alive",
+            str(self.keepalive),
+            "--worker-connections",
+            str(self.worker_connections),
+        ]
 
 
 def build_layer(
@@ -198,3 +224,73 @@ def service_changed(container: ops.Container, layer: ops.pebble.Layer, service: 
     current = container.get_plan().services.get(service)
     wanted = layer.services[service]
     return current is None or current.to_dict() != wanted.to_dict()
+
+
+# Exit status of a service's configuration check that refuses the configuration; its standard
+# error is then the service's own message. Any other failure means the check could not run.
+CONFIG_REFUSED = 2
+CONFIG_CHECK_TIMEOUT = 120.0
+
+
+class ConfigRefusedError(WorkloadError):
+    """The service's own validation refused the configuration; the message is the service's."""
+
+
+def check_configuration(
+    framework: Framework,
+    container: ops.Container,
+    command: list[str],
+    environment: Mapping[str, str],
+) -> None:
+    """Run the service's configuration check with the environment it would start with.
+
+    The service is the one authority on what it accepts: asking it (rather than re-implementing
+    its rules in the charm) keeps charm and service from disagreeing, which would leave a
+    service restarting forever while the charm reports active.
+
+    Raises:
+        ConfigRefusedError: the service refused; the message is its own.
+        WorkloadError: the check could not run.
+    """
+    try:
+        process = container.exec(
+            command,
+            environment=dict(environment),
+            working_dir=framework.app_dir,
+            user=SERVICE_USER,
+            timeout=CONFIG_CHECK_TIMEOUT,
+        )
+        process.wait_output()
+    except ops.pebble.ExecError as exc:
+        stderr = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode()
+        message = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        if exc.exit_code == CONFIG_REFUSED and message:
+            raise ConfigRefusedError(message) from exc
+        logger.error("configuration check failed (exit %s): %s", exc.exit_code, stderr)
+        raise WorkloadError(
+            "the service's configuration check failed; see juju debug-log"
+        ) from exc
+    except (ops.pebble.ChangeError, ops.pebble.TimeoutError) as exc:
+        raise WorkloadError("the service's configuration check did not finish") from exc
+
+
+PROXY_VARIABLES = {
+    "JUJU_CHARM_HTTP_PROXY": "HTTP_PROXY",
+    "JUJU_CHARM_HTTPS_PROXY": "HTTPS_PROXY",
+    "JUJU_CHARM_NO_PROXY": "NO_PROXY",
+}
+
+
+def proxy_environment(charm_environment: Mapping[str, str]) -> dict[str, str]:
+    """The model's proxy settings (Juju hands them to the charm) as the workload reads them.
+
+    Both spellings are set, since tools differ on which one they read (Python's urllib and
+    requests read either, curl and git only the lower-case ``http_proxy``).
+    """
+    environment: dict[str, str] = {}
+    for juju_name, name in PROXY_VARIABLES.items():
+        value = charm_environment.get(juju_name, "").strip()
+        if value:
+            environment[name] = value
+            environment[name.lower()] = value
+    return environment
