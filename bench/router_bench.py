@@ -5,10 +5,13 @@ Run from the repository root with the virtualenv active and Redis/RabbitMQ up:
     python bench/router_bench.py [--duration 10] [--workers 2] [--classes sync,gthread]
 
 For each broker and gunicorn worker class it starts the router, drives signed `queued`
-webhooks (one pre-signed body, a unique X-GitHub-Delivery per request so dedup stays on) at
-16 and 64 connections, checks the queue holds exactly one message per 200, measures the
-trivial /health/live endpoint of the same server as the framework's ceiling, and reports the
-workers' resident memory.
+webhooks at 16 and 64 connections, checks the queue holds exactly one message per 200 (and that
+no request was a duplicate), measures the trivial /health/live endpoint of the same server as
+the framework's ceiling, and reports the workers' resident memory.
+
+The router deduplicates on the job's identity in the signed body, so every request is another
+job: bodies with distinct job ids are signed beforehand into one file per wrk thread, which
+its Lua script reads a record (signature line, body line) per request.
 """
 
 from __future__ import annotations
@@ -40,23 +43,35 @@ BROKERS = {
     "redis": "redis://127.0.0.1:6379/2",
     "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
 }
-# A unique X-GitHub-Delivery per request (RUN is unique per wrk run, thread ids per thread):
-# the signature covers only the body, so one pre-signed body serves every request.
+WRK_THREADS = 2
+# Pre-signed jobs per wrk thread per second of a run: well above what two cores serve, so a
+# run never reuses a job (a reused one would be answered as a duplicate, and counted).
+JOBS_PER_THREAD_SECOND = 3000
+# Each wrk thread reads its own file of records: a signature line, then a body line. RUN is
+# unique per wrk run; a unique X-GitHub-Delivery per request as GitHub sends.
 LUA = """
 counter = 0
-prefix = "RUN"
 threads = 0
 function setup(thread)
   threads = threads + 1
-  thread:set("prefix", "RUN-" .. threads)
+  thread:set("index", threads)
+end
+function init(args)
+  prefix = "RUN-" .. index
+  records = io.open("BODIES-" .. index, "rb")
 end
 function request()
+  local signature = records:read("*l")
+  if signature == nil then
+    records:seek("set", 0)
+    signature = records:read("*l")
+  end
+  local body = records:read("*l")
   counter = counter + 1
   wrk.headers["X-GitHub-Delivery"] = prefix .. "-" .. counter
-  return wrk.format("POST", "/webhook", nil, wrk.body)
+  wrk.headers["X-Hub-Signature-256"] = signature
+  return wrk.format("POST", "/webhook", nil, body)
 end
-wrk.method = "POST"
-wrk.body = io.open("BODY", "rb"):read("*a")
 """
 
 
@@ -79,16 +94,34 @@ def free_port() -> int:
         return port
 
 
-def body() -> bytes:
-    """The recorded queued payload with labels routed to the bench flavour (x64)."""
+_ID_MARK = 999_999_999_999
+
+
+def body_template() -> tuple[bytes, bytes]:
+    """The recorded queued payload routed to the bench flavour (x64), split at its job id."""
     document = json.loads((ROUTER / "tests/fixtures/workflow_job.queued.json").read_bytes())
     document["workflow_job"]["labels"] = ["self-hosted", "linux", "x64"]
-    return json.dumps(document).encode()
+    document["workflow_job"]["id"] = _ID_MARK
+    head, tail = json.dumps(document).encode().split(str(_ID_MARK).encode())
+    return head, tail
+
+
+def write_jobs(directory: Path, first_id: int, per_thread: int) -> int:
+    """Sign `per_thread` distinct jobs for each wrk thread into BODIES-<n>; the next free id."""
+    head, tail = body_template()
+    job_id = first_id
+    for thread in range(1, WRK_THREADS + 1):
+        with (directory / f"BODIES-{thread}").open("wb") as records:
+            for _ in range(per_thread):
+                payload = head + str(job_id).encode() + tail
+                records.write(sign(SECRET.encode(), payload).encode() + b"\n" + payload + b"\n")
+                job_id += 1
+    return job_id
 
 
 def wrk(url: str, connections: int, duration: int, script: Path | None, headers: list[str]) -> Run:
     """Run wrk and parse its summary."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+    command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration}s", "--latency"]
     for header in headers:
         command += ["-H", header]
     if script is not None:
@@ -158,8 +191,8 @@ def drop_queue(broker: str, state_dir: Path, flavour: str) -> None:
             bound.exchange.delete()
 
 
-def published(metrics_url: str) -> float:
-    """The server's own count of 200 'published' answers, summed over its workers."""
+def answered(metrics_url: str, outcome: str = "published") -> float:
+    """The server's own count of answers with this outcome, summed over its workers."""
     import urllib.request
 
     with urllib.request.urlopen(metrics_url, timeout=5) as response:  # noqa: S310
@@ -167,7 +200,7 @@ def published(metrics_url: str) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("webhook_router_webhooks_total{") and 'outcome="published"' in line
+        if line.startswith("webhook_router_webhooks_total{") and f'outcome="{outcome}"' in line
     )
 
 
@@ -212,37 +245,42 @@ def bench(
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(base)
-        payload = body()
-        body_file = state_dir / "body.json"
-        body_file.write_bytes(payload)
+        next_id = int(time.time() * 1000) * 1000  # distinct from every earlier bench run
 
-        def lua() -> Path:
-            script = state_dir / f"{uuid.uuid4().hex}.lua"
-            script.write_text(LUA.replace("RUN", uuid.uuid4().hex).replace("BODY", str(body_file)))
+        def lua(seconds: int) -> Path:
+            nonlocal next_id
+            folder = state_dir / uuid.uuid4().hex
+            folder.mkdir()
+            next_id = write_jobs(folder, next_id, seconds * JOBS_PER_THREAD_SECOND)
+            script = folder / "run.lua"
+            script.write_text(
+                LUA.replace("RUN", uuid.uuid4().hex).replace("BODIES", str(folder / "BODIES"))
+            )
             return script
 
-        headers = [
-            "Content-Type: application/json",
-            "X-GitHub-Event: workflow_job",
-            f"X-Hub-Signature-256: {sign(SECRET.encode(), payload)}",
-        ]
+        headers = ["Content-Type: application/json", "X-GitHub-Event: workflow_job"]
         # Warm up: connections, queue declaration, first imports.
-        wrk(f"{base}/webhook", 16, 2, lua(), headers)
+        wrk(f"{base}/webhook", 16, 2, lua(2), headers)
         time.sleep(0.5)  # let requests wrk abandoned finish before emptying the queue
         queue_size(broker, state_dir, flavour)
         result: dict[str, Any] = {"broker": broker_name, "class": worker_class}
         for connections in (16, 64):
-            before = published(metrics_url)
-            run = wrk(f"{base}/webhook", connections, duration, lua(), headers)
+            script = lua(duration)
+            before = answered(metrics_url)
+            duplicates_before = answered(metrics_url, "duplicate")
+            run = wrk(f"{base}/webhook", connections, duration, script, headers)
             time.sleep(0.5)  # requests wrk abandoned at the end still complete server-side
-            answered = round(published(metrics_url) - before)
+            ok = round(answered(metrics_url) - before)
+            duplicates = round(answered(metrics_url, "duplicate") - duplicates_before)
             queued = queue_size(broker, state_dir, flavour)
+            shutil.rmtree(script.parent)
             ceiling = wrk(f"{base}/health/live", connections, duration, None, [])
             result[f"c{connections}"] = {
                 "webhooks_per_s": round(run.rate),
                 "p50_ms": round(run.p50_ms, 2),
                 "p99_ms": round(run.p99_ms, 2),
-                "ok": answered,
+                "ok": ok,
+                "duplicates": duplicates,
                 "wrk_requests": run.requests,
                 "failures": run.failures,
                 "queued": queued,
@@ -293,7 +331,7 @@ def main() -> None:
                     f"{figures['webhooks_per_s']:6}/s p50 {figures['p50_ms']:6.2f} ms "
                     f"p99 {figures['p99_ms']:6.2f} ms ceiling {figures['ceiling_per_s']:6}/s "
                     f"ratio {figures['ratio']:.2f} ok {figures['ok']} queued {figures['queued']} "
-                    f"failures {figures['failures']}",
+                    f"failures {figures['failures']} duplicates {figures['duplicates']}",
                     flush=True,
                 )
             print(f"{broker:9} {worker_class:8} rss per worker (MB): {result['rss_mb']}")
@@ -301,6 +339,8 @@ def main() -> None:
                 figures = result[connections]
                 if figures["ok"] != figures["queued"]:
                     raise SystemExit("every 200 must be exactly one queued message")
+                if figures["duplicates"]:
+                    raise SystemExit("jobs were reused: raise JOBS_PER_THREAD_SECOND")
     print(json.dumps(results, indent=1))
 
 

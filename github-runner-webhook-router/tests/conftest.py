@@ -9,12 +9,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
-from helpers import JSON, SECRET, AppFactory, Blackhole, Poster, Reader, dispatcher
+from helpers import (
+    JSON,
+    RECORDED_JOB_FILES,
+    REDIS_URL,
+    SECRET,
+    AppFactory,
+    Blackhole,
+    Poster,
+    Reader,
+    dispatcher,
+    fixture_bytes,
+)
 from webhook_router import create_app
 from webhook_router.broker import connection as broker_connection
 from webhook_router.broker import flavour_queue
+from webhook_router.dedup import REDIS_DEDUP_PREFIX
 from webhook_router.settings import Settings
 from webhook_router.signature import sign
 from werkzeug.test import TestResponse
@@ -32,7 +45,11 @@ def make_app(tmp_path: Path) -> Iterator[AppFactory]:
     apps: list[Flask] = []
 
     def build(**env: str) -> Flask:
-        values = {"FLASK_STATE_DIR": str(tmp_path / "state"), "FLASK_METRICS_PORT": "0"}
+        values = {
+            "FLASK_STATE_DIR": str(tmp_path / "state"),
+            "FLASK_METRICS_PORT": "0",
+            "FLASK_WEBHOOK_SECRET": SECRET,
+        }
         values.update(env)
         app = create_app(Settings.from_env(values))
         apps.append(app)
@@ -104,6 +121,27 @@ def read_queue() -> Iterator[Reader]:
             bound.delete()
             if url is not None and url.startswith("amqp"):
                 bound.exchange.delete()
+
+
+@pytest.fixture
+def forget_recorded_jobs() -> Iterator[None]:
+    """Forget the recorded payloads' jobs in the shared Redis dedup store, before and after.
+
+    Tests that send a recorded payload byte for byte send the same job id every time; the
+    store remembers published jobs for days. (Other tests use fresh job ids: `job_body`.)
+    """
+
+    def forget() -> None:
+        with redis.Redis.from_url(REDIS_URL) as admin:
+            for name in RECORDED_JOB_FILES:
+                job = json.loads(fixture_bytes(name))["workflow_job"]
+                keys = list(admin.scan_iter(match=f"{REDIS_DEDUP_PREFIX}*{job['id']}:*"))
+                if keys:
+                    admin.delete(*keys)
+
+    forget()
+    yield
+    forget()
 
 
 @pytest.fixture

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import redis
@@ -17,13 +20,16 @@ from helpers import (
     Blackhole,
     Poster,
     Reader,
+    SlowProxy,
     dispatcher,
     free_port,
     job_body,
 )
 from kombu.connection import Connection
+from kombu.messaging import Producer
 from pymongo import MongoClient, uri_parser
 from webhook_router.broker import connection, mongodb_url_with_timeouts
+from webhook_router.errors import BrokerUnavailableError
 
 # The configured budget and the margin allowed on top of it. The margin covers the dedup
 # store's own bound and scheduling noise: this asserts the timeout is honoured, not speed.
@@ -187,12 +193,13 @@ def test_failed_publish_can_be_redelivered_with_the_same_delivery_id(
     )
     client = app.test_client()
     delivery = f"failed-then-redelivered-{flavour}"
+    body = job_body(["x64"])
 
     redis_server.stop()
-    assert post(client, job_body(["x64"]), delivery=delivery).status_code == 503
+    assert post(client, body, delivery=delivery).status_code == 503
     redis_server.start()
-    assert post(client, job_body(["x64"]), delivery=delivery).status_code == 200
-    assert post(client, job_body(["x64"]), delivery=delivery).status_code == 200
+    assert post(client, body, delivery=delivery).status_code == 200
+    assert post(client, body, delivery=delivery).status_code == 200
 
     assert len(read_queue(app, flavour)) == 1
 
@@ -269,3 +276,78 @@ def test_health_of_unreachable_broker_is_counted_as_a_broker_error(app_on: AppFa
         registry.get_sample_value("webhook_router_broker_errors_total", {"operation": "health"})
         == 1
     )
+
+
+@pytest.mark.parametrize(("scheme", "port"), [("redis", 6379), ("amqp", 5672)])
+def test_budget_bounds_each_attempt_as_a_whole_on_a_slow_broker(
+    make_app: AppFactory, post: Poster, flavour: str, scheme: str, port: int
+) -> None:
+    """Each reply comes within the per-wait timeout, but an attempt needs several replies.
+
+    Real Redis / RabbitMQ behind a proxy that holds each reply 0.7 s; the budget is 2 s, so
+    1 s per attempt. Bounding only each network wait, the publish would end (200) after
+    several seconds; bounding the attempt, the answer is a 503 within the budget.
+    """
+    proxy = SlowProxy(port, delay=0.7)
+    app = make_app(
+        FLASK_FLAVOURS=f"- {flavour}: [x64]",
+        MONGODB_DB_CONNECT_STRING=broker_url(scheme, proxy.port),
+        FLASK_DEDUP_WINDOW_SECONDS="0",
+        FLASK_PUBLISH_TIMEOUT_SECONDS=str(BUDGET_SECONDS),
+    )
+    try:
+        status, elapsed = timed_post(post, app)
+    finally:
+        proxy.close()
+
+    assert status == 503
+    assert elapsed < BUDGET_SECONDS + 0.5
+
+
+def test_connection_goes_back_to_the_pool_only_reset_after_an_unexpected_error(
+    redis_server: RedisServer, app_on: AppFactory, post: Poster, read_queue: Reader, flavour: str
+) -> None:
+    """An unexpected error mid-publish leaves the connection in an unknown state: drop it.
+
+    The one seam patched is kombu's Producer.publish, failing once with an error that is no
+    broker error; the next webhook must get a fresh connection (counted on a private Redis).
+    """
+    app = app_on(redis_server.url, FLASK_DEDUP_WINDOW_SECONDS="0")
+    client = app.test_client()
+    assert post(client, job_body(["x64"])).status_code == 200
+    with redis.Redis.from_url(redis_server.url) as admin:
+        before = admin.info("stats")["total_connections_received"]
+        with mock.patch.object(
+            Producer, "publish", autospec=True, side_effect=RuntimeError("half a frame written")
+        ):
+            assert post(client, job_body(["x64"])).status_code == 500
+        assert post(client, job_body(["x64"])).status_code == 200
+        after = admin.info("stats")["total_connections_received"]
+
+    assert after > before
+    assert len(read_queue(app, flavour)) == 2
+
+
+def test_concurrent_broker_failures_raise_their_own_exceptions(
+    app_on: AppFactory, flavour: str
+) -> None:
+    """Each failing request gets its own exception (and cause), never one raised elsewhere."""
+    app = app_on(broker_url("redis", free_port()), FLASK_PUBLISH_TIMEOUT_SECONDS="1")
+    publisher = dispatcher(app).publisher
+    start = threading.Barrier(8)
+
+    def fail(_: int) -> BrokerUnavailableError:
+        start.wait()
+        try:
+            publisher.publish(flavour, b'"{}"')
+        except BrokerUnavailableError as exc:
+            return exc
+        raise AssertionError("the publish to a closed port succeeded")
+
+    with ThreadPoolExecutor(8) as pool:
+        errors = list(pool.map(fail, range(8)))
+
+    causes = [error.__cause__ for error in errors]
+    assert len({id(error) for error in errors}) == 8
+    assert all(cause is not None for cause in causes)
+    assert len({id(cause) for cause in causes}) == 8

@@ -1,4 +1,8 @@
-"""Real gunicorn with several worker processes: shared dedup, summed metrics, body limits."""
+"""Real gunicorn with several worker processes: shared dedup, summed metrics, body limits.
+
+The server runs the service's own server model (webserver.json: worker class, workers,
+threads), as the rock, the charm and scripts/run do.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,12 @@ from webhook_router.settings import Settings
 from webhook_router.signature import sign
 
 ROOT = Path(__file__).parent.parent
-WORKERS = 2
+sys.path.insert(0, str(ROOT.parent / "scripts"))
+from webserver_args import gunicorn_args, load  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
+
+SERVER_MODEL = ROOT / "webserver.json"
+# The tests show behaviour across worker processes: at least two, whatever the model says.
+WORKERS: int = max(2, load(SERVER_MODEL).workers)
 
 
 @dataclass
@@ -103,6 +112,7 @@ def start(tmp_path: Path, broker: str | None) -> Iterator[Server]:
             sys.executable,
             "-m",
             "gunicorn",
+            *gunicorn_args(SERVER_MODEL),
             "--workers",
             str(WORKERS),
             "--bind",
@@ -173,17 +183,45 @@ def test_redelivery_served_by_another_worker_is_not_published_twice(
     assert server.drain() == [f"https://api.github.com/repos/o/r/actions/jobs/{delivery}"]
 
 
-def test_concurrent_copies_of_a_delivery_publish_exactly_once(redis_server: Server) -> None:
+@pytest.mark.parametrize("which", ["redis_server", "embedded_server"])
+def test_captured_body_replayed_with_new_delivery_ids_across_workers_is_queued_once(
+    request: pytest.FixtureRequest, which: str
+) -> None:
+    """The delivery id is not signed: replays with fresh ids hit both workers, one job queued."""
+    server: Server = request.getfixturevalue(which)
+    body = job_body(["x64"], url="https://api.github.com/repos/o/r/actions/jobs/42")
+    server.drain()
+
+    start = server.log_length()
+    statuses: list[int] = []
+    deadline = time.monotonic() + 30
+    while len(statuses) < 10 or len(server.pids_with_status(200, after=start)) < WORKERS:
+        assert time.monotonic() < deadline, "one worker answered every copy"
+        statuses.append(server.post(body, str(uuid.uuid4())))
+
+    assert set(statuses) == {200}
+    assert server.drain() == ["https://api.github.com/repos/o/r/actions/jobs/42"]
+
+
+@pytest.mark.parametrize("which", ["redis_server", "embedded_server"])
+@pytest.mark.parametrize("fresh_ids", [False, True], ids=["same-delivery", "new-deliveries"])
+def test_concurrent_copies_of_a_job_all_get_200_and_publish_exactly_once(
+    request: pytest.FixtureRequest, which: str, fresh_ids: bool
+) -> None:
+    """Copies racing the first one wait for its outcome instead of answering 409."""
+    server: Server = request.getfixturevalue(which)
     delivery = str(uuid.uuid4())
     body = job_body(["x64"], url=f"https://api.github.com/repos/o/r/actions/jobs/{delivery}")
-    redis_server.drain()
+    server.drain()
+
+    def send(_: int) -> int:
+        return server.post(body, str(uuid.uuid4()) if fresh_ids else delivery)
 
     with ThreadPoolExecutor(16) as pool:
-        statuses = list(pool.map(lambda _: redis_server.post(body, delivery), range(32)))
+        statuses = list(pool.map(send, range(32)))
 
-    assert set(statuses) <= {200, 409}
-    assert statuses.count(200) >= 1
-    assert len(redis_server.drain()) == 1
+    assert statuses == [200] * 32
+    assert len(server.drain()) == 1
 
 
 def test_metrics_port_serves_the_sum_over_all_workers(redis_server: Server) -> None:

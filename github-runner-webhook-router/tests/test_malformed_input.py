@@ -29,8 +29,14 @@ def with_job(**fields: object) -> bytes:
 def without(key: str) -> bytes:
     document = valid_document()
     job = dict(document["workflow_job"])  # type: ignore[call-overload]
-    del job[key]
+    job.pop(key)
     document["workflow_job"] = job
+    return json.dumps(document).encode()
+
+
+def with_repository(repository: object) -> bytes:
+    document = valid_document()
+    document["repository"] = repository
     return json.dumps(document).encode()
 
 
@@ -58,6 +64,19 @@ BAD_BODIES = {
     "url-number": with_job(url=12),
     "url-not-http": with_job(url="file:///etc/passwd"),
     "url-no-host": with_job(url="https://"),
+    "id-missing": without("id"),
+    "id-true": with_job(id=True),
+    "id-zero": with_job(id=0),
+    "id-string": with_job(id="289782451"),
+    "id-huge": with_job(id=2**64),
+    "run-id-missing": without("run_id"),
+    "run-attempt-zero": with_job(run_attempt=0),
+    "run-attempt-float": with_job(run_attempt=1.5),
+    "repository-missing": with_repository(None),
+    "repository-list": with_repository([]),
+    "full-name-no-slash": with_repository({"full_name": "ECHO-CANARY"}),
+    "full-name-spaces": with_repository({"full_name": "a b/c"}),
+    "full-name-three-parts": with_repository({"full_name": "a/b/c"}),
 }
 
 

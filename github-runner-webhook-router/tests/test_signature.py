@@ -16,12 +16,23 @@ def test_sign_matches_githubs_documented_test_vector() -> None:
 
 
 def test_verify_accepts_githubs_documented_test_vector() -> None:
-    verify(SECRET, BODY, EXPECTED)
+    assert verify([SECRET], BODY, EXPECTED) == 0
+
+
+def test_verify_during_rotation_accepts_either_secret_and_says_which_matched() -> None:
+    assert verify([b"new secret", SECRET], BODY, EXPECTED) == 1
+    assert verify([SECRET, b"new secret"], BODY, EXPECTED) == 0
+    assert verify([b"new", SECRET], BODY, sign(b"new", BODY)) == 0
+
+
+def test_verify_refuses_a_signature_by_no_listed_secret() -> None:
+    with pytest.raises(SignatureMismatchError):
+        verify([b"one", b"two"], BODY, EXPECTED)
 
 
 def test_verify_raises_missing_when_no_header() -> None:
     with pytest.raises(SignatureMissingError):
-        verify(SECRET, BODY, None)
+        verify([SECRET], BODY, None)
 
 
 @pytest.mark.parametrize(
@@ -39,9 +50,9 @@ def test_verify_raises_missing_when_no_header() -> None:
 )
 def test_verify_raises_mismatch_for_wrong_or_non_ascii_headers(header: str) -> None:
     with pytest.raises(SignatureMismatchError):
-        verify(SECRET, BODY, header)
+        verify([SECRET], BODY, header)
 
 
 def test_verify_raises_mismatch_when_body_changed_by_one_byte() -> None:
     with pytest.raises(SignatureMismatchError):
-        verify(SECRET, BODY + b" ", EXPECTED)
+        verify([SECRET], BODY + b" ", EXPECTED)

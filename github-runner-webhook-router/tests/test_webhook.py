@@ -24,6 +24,13 @@ from webhook_router.broker import flavour_queue
 
 QUEUED_URL = "https://api.github.com/repos/octo-org/octo-repo/actions/jobs/1291536064"
 BROKERS = {"embedded": None, "redis": REDIS_URL, "rabbitmq": AMQP_URL}
+# The recorded payload's job, as the message names it (besides labels, status, url, flavour).
+QUEUED_JOB = {
+    "job_id": 289782451,
+    "run_id": 2202229078,
+    "run_attempt": 1,
+    "repository": "Codertocat/Hello-World",
+}
 
 
 def routed_app(make_app: AppFactory, flavour: str, broker: str | None, **env: str) -> Flask:
@@ -46,6 +53,7 @@ def counted(app: Flask, outcome: str, flavour: str = "", reason: str = "") -> fl
     return value or 0.0
 
 
+@pytest.mark.usefixtures("forget_recorded_jobs")
 @pytest.mark.parametrize("broker", BROKERS.values(), ids=BROKERS.keys())
 def test_queued_job_is_published_once_as_json_text_to_its_flavour_queue(
     make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str, broker: str | None
@@ -57,9 +65,35 @@ def test_queued_job_is_published_once_as_json_text_to_its_flavour_queue(
     assert response.status_code == 200
     assert response.text == f"Job queued for flavour {flavour}\n"
     assert read_queue(app, flavour) == [
-        {"labels": ["ubuntu-latest"], "status": "queued", "url": QUEUED_URL}
+        {
+            "labels": ["ubuntu-latest"],
+            "status": "queued",
+            "url": QUEUED_URL,
+            **QUEUED_JOB,
+            "flavour": flavour,
+        }
     ]
     assert counted(app, "published", flavour=flavour) == 1
+    assert (
+        dispatcher(app).metrics.registry.get_sample_value(
+            "webhook_router_jobs_routed_total", {"flavour": flavour}
+        )
+        == 1
+    )
+
+
+def test_message_carries_the_routed_label_set_not_the_labels_as_sent(
+    make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str
+) -> None:
+    """SPEC 2.2's example: [self-hosted, linux, X64, large] is published as [large, x64]."""
+    app = routed_app(make_app, flavour, REDIS_URL)
+    body = job_body(["self-hosted", "linux", "X64", "large", "x64", "LARGE"])
+
+    assert post(app.test_client(), body).status_code == 200
+
+    (message,) = read_queue(app, f"{flavour}-large")
+    assert message["labels"] == ["large", "x64"]
+    assert message["flavour"] == f"{flavour}-large"
 
 
 @pytest.mark.parametrize("broker", BROKERS.values(), ids=BROKERS.keys())
@@ -92,9 +126,29 @@ def test_jobs_that_are_not_queued_are_answered_200_and_not_published(
     response = post(app.test_client(), fixture_bytes(name))
 
     assert response.status_code == 200
-    assert response.text.startswith("Ignored: only queued jobs are routed")
+    assert response.text == "Ignored: only queued jobs are routed\n"
     assert read_queue(app, flavour) == []
-    assert counted(app, "ignored") == 1
+    # The waiting example's labels ([self-hosted, k8s]) match no flavour here.
+    routed_to = "" if name == "workflow_job.waiting.json" else flavour
+    assert counted(app, "ignored", flavour=routed_to) == 1
+
+
+@pytest.mark.parametrize(
+    "action", ["x" * 100_000, "\ud800", "in_progress\udfff"], ids=["100KB", "surrogate", "mixed"]
+)
+def test_ignored_answer_never_repeats_the_action_and_survives_lone_surrogates(
+    make_app: AppFactory, post: Poster, flavour: str, action: str
+) -> None:
+    """Today's echo sent 100 KB back, and a lone surrogate (valid JSON) made it a 500."""
+    app = routed_app(make_app, flavour, None)
+    document = json.loads(job_body(["x64"]))
+    document["action"] = action
+    body = json.dumps(document).encode()  # ensure_ascii: the surrogate travels as \\ud800
+
+    response = post(app.test_client(), body)
+
+    assert response.status_code == 200
+    assert response.text == "Ignored: only queued jobs are routed\n"
 
 
 def test_ping_event_is_answered_200(make_app: AppFactory, post: Poster, flavour: str) -> None:
@@ -106,6 +160,7 @@ def test_ping_event_is_answered_200(make_app: AppFactory, post: Poster, flavour:
     assert response.text == "pong\n"
 
 
+@pytest.mark.usefixtures("forget_recorded_jobs")
 def test_form_encoded_delivery_is_published_like_json(
     make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str
 ) -> None:
@@ -136,9 +191,11 @@ def test_labels_matching_no_flavour_are_answered_200_and_logged_not_queued(
     assert response.status_code == 200
     assert response.text == "No flavour serves the job's labels; job not queued\n"
     assert read_queue(app, flavour) == []
-    assert "windows" in caplog.text
-    assert "https://api.github.com/repos/o/r/actions/jobs/7" in caplog.text
-    assert counted(app, "unmatched") == 1
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith("decisions")]
+    assert line["labels"] == ["self-hosted", "windows"]
+    assert line["outcome"] == "unmatched"
+    assert line["reason"] == "unknown_label"
+    assert counted(app, "unmatched", reason="unknown_label") == 1
 
 
 def test_default_labels_only_go_to_the_default_flavour(
@@ -152,10 +209,12 @@ def test_default_labels_only_go_to_the_default_flavour(
     assert len(read_queue(app, f"{flavour}-large")) == 1
 
 
-def test_signature_is_not_required_without_a_configured_secret(
+def test_signature_is_not_required_with_the_unsigned_opt_out(
     make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str
 ) -> None:
-    app = routed_app(make_app, flavour, None, FLASK_WEBHOOK_SECRET="")
+    app = routed_app(
+        make_app, flavour, None, FLASK_WEBHOOK_SECRET="", FLASK_ALLOW_UNSIGNED_WEBHOOKS="true"
+    )
 
     response = post(app.test_client(), job_body(["x64"]), secret=None)
 
@@ -190,15 +249,22 @@ def test_published_message_is_what_simplequeue_put_of_the_text_would_send(
 ) -> None:
     """The wire body equals kombu's own json serialisation of the JSON text."""
     from kombu.serialization import dumps
-    from webhook_router.message import encode_body
+    from webhook_router.message import encode_body, job_text
     from webhook_router.payload import parse_job
 
     job = parse_job(fixture_bytes("workflow_job.queued.json"), "application/json")
-    text = json.dumps({"labels": ["ubuntu-latest"], "status": "queued", "url": QUEUED_URL})
+    text = job_text(job, flavour, ("ubuntu-latest",))
     content_type, encoding, body = dumps(text, serializer="json")
 
     assert (content_type, encoding) == ("application/json", "utf-8")
-    assert encode_body(job) == body.encode()
+    assert encode_body(text) == body.encode()
+    assert json.loads(text) == {
+        "labels": ["ubuntu-latest"],
+        "status": "queued",
+        "url": QUEUED_URL,
+        **QUEUED_JOB,
+        "flavour": flavour,
+    }
 
 
 def test_queue_deleted_behind_the_routers_back_is_declared_again_not_dropped(
@@ -215,4 +281,60 @@ def test_queue_deleted_behind_the_routers_back_is_declared_again_not_dropped(
     response = post(client, job_body(["x64"]))
 
     assert response.status_code == 200
+    assert len(read_queue(app, flavour)) == 1
+
+
+def test_during_a_rotation_both_secrets_are_accepted_and_the_metric_says_which_matched(
+    make_app: AppFactory, post: Poster, read_queue: Reader, flavour: str
+) -> None:
+    app = routed_app(make_app, flavour, None, FLASK_WEBHOOK_SECRET="new secret\n" + SECRET)
+    client = app.test_client()
+
+    old = post(client, job_body(["x64"]), secret=SECRET)
+    new = post(client, job_body(["x64"]), secret="new secret")
+    other = post(client, job_body(["x64"]), secret="retired secret")
+
+    assert (old.status_code, new.status_code, other.status_code) == (200, 200, 403)
+    assert len(read_queue(app, flavour)) == 2
+    registry = dispatcher(app).metrics.registry
+    for position in ("0", "1"):
+        assert (
+            registry.get_sample_value(
+                "webhook_router_signature_matches_total", {"position": position}
+            )
+            == 1
+        )
+
+
+def test_each_routing_decision_is_one_json_log_line_without_the_body(
+    make_app: AppFactory,
+    post: Poster,
+    read_queue: Reader,
+    flavour: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = routed_app(make_app, flavour, None)
+    body = job_body(["self-hosted", "X64"], job_id=4242, run_id=77, run_attempt=2)
+    caplog.set_level("INFO", logger="webhook_router.decisions")
+
+    post(app.test_client(), body, delivery="delivery-1")
+
+    records = [r for r in caplog.records if r.name == "webhook_router.decisions"]
+    assert len(records) == 1
+    line = records[0].getMessage()
+    assert json.loads(line) == {
+        "event": "routing_decision",
+        "delivery": "delivery-1",
+        "action": "queued",
+        "job_id": 4242,
+        "run_id": 77,
+        "run_attempt": 2,
+        "repository": "Codertocat/Hello-World",
+        "labels": ["self-hosted", "X64"],
+        "routed_labels": ["x64"],
+        "flavour": flavour,
+        "outcome": "published",
+        "reason": None,
+    }
+    assert "octo-repo" not in line  # nothing else of the body (its URLs, its steps)
     assert len(read_queue(app, flavour)) == 1

@@ -8,10 +8,12 @@ from flask import Flask
 
 from webhook_router.dispatch import Dispatcher
 from webhook_router.metrics import create_metrics
-from webhook_router.settings import Settings
+from webhook_router.settings import UNSIGNED_OPT_OUT, Settings
 from webhook_router.views import EXTENSION, bp, register_error_handlers
 
 __all__ = ["Settings", "create_app"]
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> Flask:
@@ -27,6 +29,12 @@ def create_app(settings: Settings) -> Flask:
         The app.
     """
     _configure_logging(settings.log_level)
+    if not settings.webhook_secrets:
+        logger.warning(
+            "%s=true and no FLASK_WEBHOOK_SECRET: webhook signatures are NOT checked; anyone"
+            " who can reach this service can queue jobs",
+            UNSIGNED_OPT_OUT,
+        )
     app = Flask(__name__)
     # Werkzeug refuses larger bodies with 413 before reading them.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -1,9 +1,10 @@
-"""Remember delivery ids across worker processes so a redelivered job is published once.
+"""Remember published job attempts across worker processes so each is published once.
 
-The protocol is reserve, then confirm or release: `claim` reserves an id for a short time,
-the caller publishes, then `confirm` keeps the id for the whole window, or `release` forgets it
-after a failed publish so that GitHub's redelivery of the same delivery is published. Ids are
-never recorded before the job is safely in the broker.
+Keys are a job attempt's identity from the signed body (see `Job.identity`), not the
+delivery id, which the signature does not cover. The protocol is reserve, then confirm or
+release: `claim` reserves a key for a short time, the caller publishes, then `confirm` keeps the
+key for the whole window, or `release` forgets it after a failed publish so that GitHub's
+redelivery is published. Keys are never recorded before the job is safely in the broker.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from webhook_router.errors import RouterError
 PENDING_SECONDS = 30
 # The store is a side concern: it must never eat the broker's share of GitHub's 10 s.
 STORE_TIMEOUT_SECONDS = 0.5
+REDIS_DEDUP_PREFIX = "webhook-router:job:"
 _PENDING = "pending"
 _DONE = "done"
 
@@ -48,17 +50,17 @@ class DedupStoreError(RouterError):
 
 
 class DedupStore(Protocol):
-    """A shared set of delivery ids with per-id expiry."""
+    """A shared set of keys with per-key expiry."""
 
-    def claim(self, delivery_id: str) -> Claim:
+    def claim(self, key: str) -> Claim:
         """Reserve the id unless it is already reserved or published."""
         ...
 
-    def confirm(self, delivery_id: str) -> None:
+    def confirm(self, key: str) -> None:
         """Record the id as published for the whole window."""
         ...
 
-    def release(self, delivery_id: str) -> None:
+    def release(self, key: str) -> None:
         """Forget a reservation after a failed publish."""
         ...
 
@@ -70,14 +72,14 @@ class DedupStore(Protocol):
 class NullDedupStore:
     """Deduplication switched off: every delivery is new."""
 
-    def claim(self, delivery_id: str) -> Claim:
+    def claim(self, key: str) -> Claim:
         """Every delivery is new."""
         return Claim.NEW
 
-    def confirm(self, delivery_id: str) -> None:
+    def confirm(self, key: str) -> None:
         """Nothing to record."""
 
-    def release(self, delivery_id: str) -> None:
+    def release(self, key: str) -> None:
         """Nothing to forget."""
 
     def close(self) -> None:
@@ -85,9 +87,9 @@ class NullDedupStore:
 
 
 class RedisDedupStore:
-    """Delivery ids as expiring Redis keys, shared by every worker and unit using that Redis."""
+    """Keys as expiring Redis keys, shared by every worker and unit using that Redis."""
 
-    def __init__(self, url: str, window_seconds: int, prefix: str = "webhook-router:delivery:"):
+    def __init__(self, url: str, window_seconds: int, prefix: str = REDIS_DEDUP_PREFIX):
         self._window = window_seconds
         self._prefix = prefix
         self._client = redis.Redis.from_url(
@@ -97,31 +99,31 @@ class RedisDedupStore:
             retry=Retry(NoBackoff(), 0),
         )
 
-    def claim(self, delivery_id: str) -> Claim:
+    def claim(self, key: str) -> Claim:
         """Reserve the id with SET NX (one round trip for a new id), or report its state."""
-        key = self._prefix + delivery_id
+        name = self._prefix + key
         try:
             for _ in range(2):  # a second try only if the key expired between SET and GET
-                if self._client.set(key, _PENDING, nx=True, ex=PENDING_SECONDS):
+                if self._client.set(name, _PENDING, nx=True, ex=PENDING_SECONDS):
                     return Claim.NEW
-                state = self._client.get(key)
+                state = self._client.get(name)
                 if state is not None:
                     return Claim.DONE if state == _DONE.encode() else Claim.IN_PROGRESS
         except redis.RedisError as exc:
             raise DedupStoreError() from exc
         return Claim.IN_PROGRESS
 
-    def confirm(self, delivery_id: str) -> None:
+    def confirm(self, key: str) -> None:
         """Keep the id for the window."""
         try:
-            self._client.set(self._prefix + delivery_id, _DONE, ex=self._window)
+            self._client.set(self._prefix + key, _DONE, ex=self._window)
         except redis.RedisError as exc:
             raise DedupStoreError() from exc
 
-    def release(self, delivery_id: str) -> None:
+    def release(self, key: str) -> None:
         """Delete the reservation."""
         try:
-            self._client.delete(self._prefix + delivery_id)
+            self._client.delete(self._prefix + key)
         except redis.RedisError as exc:
             raise DedupStoreError() from exc
 
@@ -131,7 +133,7 @@ class RedisDedupStore:
 
 
 class SqliteDedupStore:
-    """Delivery ids in a SQLite file: shared by every worker process on this machine.
+    """Keys in a SQLite file: shared by every worker process on this machine.
 
     SQLite's file locking makes the claim atomic across processes; WAL mode lets readers and
     the single writer proceed together. Each thread gets its own connection.
@@ -165,24 +167,20 @@ class SqliteDedupStore:
             self._local.connection = connection
         return connection
 
-    def claim(self, delivery_id: str) -> Claim:
+    def claim(self, key: str) -> Claim:
         """Insert a reservation unless a live row exists, in one immediate transaction."""
         now = time.time()
         db = self._db()
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute(
-                    "DELETE FROM deliveries WHERE id = ? AND expires < ?", (delivery_id, now)
-                )
+                db.execute("DELETE FROM deliveries WHERE id = ? AND expires < ?", (key, now))
                 inserted = db.execute(
                     "INSERT INTO deliveries (id, state, expires) VALUES (?, ?, ?)"
                     " ON CONFLICT (id) DO NOTHING",
-                    (delivery_id, _PENDING, now + PENDING_SECONDS),
+                    (key, _PENDING, now + PENDING_SECONDS),
                 ).rowcount
-                row = db.execute(
-                    "SELECT state FROM deliveries WHERE id = ?", (delivery_id,)
-                ).fetchone()
+                row = db.execute("SELECT state FROM deliveries WHERE id = ?", (key,)).fetchone()
                 self._claims += 1
                 if self._claims % 256 == 0:  # keep the file small without a cron job
                     db.execute("DELETE FROM deliveries WHERE expires < ?", (now,))
@@ -196,16 +194,16 @@ class SqliteDedupStore:
             return Claim.NEW
         return Claim.DONE if row is not None and row[0] == _DONE else Claim.IN_PROGRESS
 
-    def confirm(self, delivery_id: str) -> None:
+    def confirm(self, key: str) -> None:
         """Mark the id published until the window ends."""
         self._write(
             "UPDATE deliveries SET state = ?, expires = ? WHERE id = ?",
-            (_DONE, time.time() + self._window, delivery_id),
+            (_DONE, time.time() + self._window, key),
         )
 
-    def release(self, delivery_id: str) -> None:
+    def release(self, key: str) -> None:
         """Delete the reservation."""
-        self._write("DELETE FROM deliveries WHERE id = ? AND state = ?", (delivery_id, _PENDING))
+        self._write("DELETE FROM deliveries WHERE id = ? AND state = ?", (key, _PENDING))
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""

@@ -98,16 +98,32 @@ class LengthRequiredError(RouterError):
 
 
 class DeliveryInProgressError(RouterError):
-    """The same delivery is being published by another request right now.
+    """Another request has been publishing this job for the whole publish budget.
 
-    Answering with an error (instead of 200) keeps the delivery visible as failed: if the first
-    attempt fails too, a redelivery still publishes the job; if it succeeds, the redelivery is
-    recognised as a duplicate.
+    A copy of a delivery waits for the first one's outcome; this is the answer only when the
+    first neither published nor failed in time (its worker died, say). An error (not 200)
+    keeps the delivery redeliverable; a redelivery after the first succeeded is a duplicate.
     """
 
-    status = 409
+    status = 503
     reason = "delivery_in_progress"
-    default_message = "This delivery is being processed; redeliver it later if it failed"
+    default_message = "This job is still being queued by another request; redeliver if it failed"
+
+
+class RepositoryNotAllowedError(RouterError):
+    """The job's repository is not in FLASK_ALLOWED_REPOSITORIES."""
+
+    status = 403
+    reason = "repository_not_allowed"
+    default_message = "Jobs of this repository are not routed here"
+
+
+class SourceNotAllowedError(RouterError):
+    """The client address is not in FLASK_ALLOWED_NETWORKS."""
+
+    status = 403
+    reason = "source_not_allowed"
+    default_message = "Webhooks are not accepted from this address"
 
 
 class BrokerUnavailableError(RouterError):

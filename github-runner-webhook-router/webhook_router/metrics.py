@@ -22,15 +22,23 @@ logger = logging.getLogger(__name__)
 
 BIND_RETRY_SECONDS = 5.0
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# From seconds (a warm pool) to hours (a queue that nobody serves).
+_WAIT_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600)
+_RUN_BUCKETS = (10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 21600, 43200, 86400)
 
 
 class Metrics:
-    """The router's counters and histogram in one registry.
+    """The router's counters and histograms in one registry.
 
     Attributes:
         registry: where the metrics live (per process; the served view is aggregated).
-        webhooks: webhooks by outcome (published, duplicate, ignored, unmatched, ping, rejected,
-            failed), with the flavour for published ones and the reason for rejected ones.
+        webhooks: webhooks by outcome (published, duplicate, event_published,
+            event_duplicate, ignored, unmatched, ping, rejected, failed), with the flavour
+            where one was chosen and the reason for unmatched, rejected and failed ones.
+        routed: queued jobs a flavour was chosen for, by flavour.
+        job_wait_seconds: created_at to started_at of routed jobs (from in_progress events).
+        job_run_seconds: started_at to completed_at of routed jobs that ran (completed events).
+        signature_matches: signed webhooks by the position of the secret that matched.
         publish_seconds: time to store a job in the broker, successful or not.
         broker_errors: failed broker attempts by operation (publish, health).
     """
@@ -41,6 +49,32 @@ class Metrics:
             "webhook_router_webhooks",
             "Webhooks received, by outcome",
             ["outcome", "flavour", "reason"],
+            registry=registry,
+        )
+        self.routed = Counter(
+            "webhook_router_jobs_routed",
+            "Queued jobs a flavour was chosen for",
+            ["flavour"],
+            registry=registry,
+        )
+        self.job_wait_seconds = Histogram(
+            "webhook_router_job_wait_seconds",
+            "Time from a job's creation to its start (waiting for a runner), by flavour",
+            ["flavour"],
+            buckets=_WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.job_run_seconds = Histogram(
+            "webhook_router_job_run_seconds",
+            "Time from a job's start to its completion, by flavour",
+            ["flavour"],
+            buckets=_RUN_BUCKETS,
+            registry=registry,
+        )
+        self.signature_matches = Counter(
+            "webhook_router_signature_matches",
+            "Signed webhooks by the position (0 = first) of the secret that matched",
+            ["position"],
             registry=registry,
         )
         self.publish_seconds = Histogram(

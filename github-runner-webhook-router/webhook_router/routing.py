@@ -24,6 +24,31 @@ class Flavour:
     labels: frozenset[str]
 
 
+# Why no flavour serves a job: a small fixed set, fit for a metric label.
+UNKNOWN_LABEL = "unknown_label"
+NO_FLAVOUR_HAS_ALL = "no_flavour_has_all_labels"
+UNMATCHED_REASONS = (UNKNOWN_LABEL, NO_FLAVOUR_HAS_ALL)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A routing decision and why it was taken.
+
+    Attributes:
+        labels: the label set routed on, sorted: lowercased, duplicates dropped, default
+            self-hosted labels removed. This is what the queued message carries (SPEC 2.2).
+        flavour: the flavour chosen, or None.
+        position: the chosen flavour's item number in the routing table (1-based); None for
+            the default flavour or no match.
+        reason: why no flavour matched (one of UNMATCHED_REASONS); None when one did.
+    """
+
+    labels: tuple[str, ...]
+    flavour: str | None
+    position: int | None = None
+    reason: str | None = None
+
+
 @dataclass(frozen=True)
 class RoutingTable:
     """Ordered flavours plus the flavour for jobs that ask for default labels only."""
@@ -32,8 +57,8 @@ class RoutingTable:
     default_flavour: str
     default_labels: frozenset[str]
 
-    def route(self, labels: Iterable[str]) -> str | None:
-        """Choose the flavour for a job's labels.
+    def decide(self, labels: Iterable[str]) -> Decision:
+        """Choose the flavour for a job's labels, saying which rule chose it.
 
         Labels compare case-insensitively. The default self-hosted labels are dropped first;
         nothing left means the default flavour. Otherwise the first flavour (in configuration
@@ -43,15 +68,22 @@ class RoutingTable:
             labels: the job's `runs-on` labels as GitHub sent them.
 
         Returns:
-            The flavour name, or None when no flavour serves these labels.
+            The decision; its flavour is None when no flavour serves these labels.
         """
         wanted = {label.lower() for label in labels} - self.default_labels
+        routed = tuple(sorted(wanted))
         if not wanted:
-            return self.default_flavour
-        for flavour in self.flavours:
+            return Decision(routed, self.default_flavour)
+        for position, flavour in enumerate(self.flavours, start=1):
             if wanted <= flavour.labels:
-                return flavour.name
-        return None
+                return Decision(routed, flavour.name, position)
+        served = set().union(*(flavour.labels for flavour in self.flavours))
+        reason = UNKNOWN_LABEL if wanted - served else NO_FLAVOUR_HAS_ALL
+        return Decision(routed, None, reason=reason)
+
+    def route(self, labels: Iterable[str]) -> str | None:
+        """The flavour `decide` chooses for these labels, or None."""
+        return self.decide(labels).flavour
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Sequence
 
 from webhook_router.errors import SignatureMismatchError, SignatureMissingError
 
@@ -15,20 +16,24 @@ def sign(secret: bytes, body: bytes) -> str:
     return PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: bytes, body: bytes, header: str | None) -> None:
-    """Check a signature header against the body, in constant time.
+def verify(secrets: Sequence[bytes], body: bytes, header: str | None) -> int:
+    """Check a signature header against the body with each secret, in constant time.
 
-    The header is compared as bytes: comparing str with `hmac.compare_digest` raises TypeError
-    on non-ASCII text, which a forged header can contain.
+    During a rotation GitHub signs with one secret while the router knows two: the header
+    matches one of them. The header is compared as bytes: comparing str with
+    `hmac.compare_digest` raises TypeError on non-ASCII text, which a forged header can contain.
 
     Args:
-        secret: the webhook secret.
+        secrets: the accepted webhook secrets, current first.
         body: the raw request body, exactly as received.
         header: the X-Hub-Signature-256 header, if any.
 
+    Returns:
+        The position in `secrets` of the secret that signed the body (for the metric).
+
     Raises:
         SignatureMissingError: no header.
-        SignatureMismatchError: the header is not the body's signature.
+        SignatureMismatchError: the header is no secret's signature of the body.
     """
     if header is None:
         raise SignatureMissingError()
@@ -36,5 +41,7 @@ def verify(secret: bytes, body: bytes, header: str | None) -> None:
         received = header.strip().encode("ascii")
     except UnicodeEncodeError as exc:
         raise SignatureMismatchError() from exc
-    if not hmac.compare_digest(received, sign(secret, body).encode("ascii")):
-        raise SignatureMismatchError()
+    for position, secret in enumerate(secrets):
+        if hmac.compare_digest(received, sign(secret, body).encode("ascii")):
+            return position
+    raise SignatureMismatchError()

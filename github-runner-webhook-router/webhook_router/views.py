@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -17,8 +18,10 @@ from webhook_router.errors import (
     LengthRequiredError,
     PayloadError,
     RouterError,
+    SourceNotAllowedError,
 )
 from webhook_router.payload import parse_job
+from webhook_router.settings import Network
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ def _text(message: str, status: int = 200) -> Response:
 def webhook() -> Response:
     """Receive a GitHub delivery and queue the job it announces."""
     router = dispatcher()
+    if router.settings.allowed_networks:
+        _check_source(router)
     if request.content_length is None and "chunked" in request.headers.get(
         "Transfer-Encoding", ""
     ):
@@ -52,9 +57,10 @@ def webhook() -> Response:
         body = request.get_data(cache=False)
     except RequestEntityTooLarge as exc:
         raise BodyTooLargeError() from exc
-    secret = router.settings.webhook_secret
-    if secret is not None:
-        signature.verify(secret, body, request.headers.get("X-Hub-Signature-256"))
+    secrets = router.settings.webhook_secrets
+    if secrets:
+        matched = signature.verify(secrets, body, request.headers.get("X-Hub-Signature-256"))
+        router.metrics.signature_matches.labels(position=str(matched)).inc()
     event = request.headers.get("X-GitHub-Event")
     if event is None:
         raise EventMissingError()
@@ -65,8 +71,40 @@ def webhook() -> Response:
         raise EventUnsupportedError()
     job = parse_job(body, request.mimetype or None)
     outcome = router.dispatch(job, _delivery_id())
-    router.metrics.count(outcome.kind, flavour=outcome.flavour)
+    router.metrics.count(outcome.kind, flavour=outcome.flavour, reason=outcome.reason)
     return _text(outcome.message)
+
+
+def _check_source(router: Dispatcher) -> None:
+    """Refuse clients outside the allowed networks (checked before the body is read).
+
+    Behind a proxy the peer is the proxy: with a client address header configured, its last
+    value (the one the nearest proxy added) names the client, believed only from a trusted
+    proxy when trusted proxies are configured.
+    """
+    settings = router.settings
+    address = request.remote_addr or ""
+    header = settings.client_address_header
+    if header is not None and _in(address, settings.trusted_proxies, empty=True):
+        # A proxy may append to the header or add another one: the last value of all counts.
+        forwarded = request.headers.getlist(header)
+        if forwarded:
+            address = ",".join(forwarded).rsplit(",", 1)[-1].strip()
+    if not _in(address, settings.allowed_networks, empty=False):
+        raise SourceNotAllowedError()
+
+
+def _in(address: str, networks: tuple[Network, ...], *, empty: bool) -> bool:
+    """Whether `address` is in one of `networks`; `empty` is the answer for no networks."""
+    if not networks:
+        return empty
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    return any(parsed in network for network in networks)
 
 
 def _delivery_id() -> str | None:
