@@ -26,10 +26,9 @@ from webhook_router import create_app
 from webhook_router.broker import connection
 from webhook_router.settings import Settings
 from webhook_router.signature import sign
+from webserver_args import gunicorn_args, load
 
 ROOT = Path(__file__).parent.parent
-sys.path.insert(0, str(ROOT.parent / "scripts"))
-from webserver_args import gunicorn_args, load  # type: ignore[import-not-found,unused-ignore]  # noqa: E402
 
 SERVER_MODEL = ROOT / "webserver.json"
 # The tests show behaviour across worker processes: at least two, whatever the model says.
