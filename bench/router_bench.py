@@ -2,7 +2,7 @@
 
 Run from the repository root with the virtualenv active and Redis/RabbitMQ up:
 
-    python bench/router_bench.py [--duration 10] [--workers 2] [--classes sync,gthread]
+    python bench/router_bench.py [--duration 10] [--workers 2] [--classes rock,gthread]
 
 For each broker and gunicorn worker class it starts the router, drives signed `queued`
 webhooks at 16 and 64 connections, checks the queue holds exactly one message per 200 (and that
@@ -34,9 +34,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 ROUTER = ROOT / "github-runner-webhook-router"
 sys.path.insert(0, str(ROUTER))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from webhook_router.broker import connection, flavour_queue  # noqa: E402
 from webhook_router.signature import sign  # noqa: E402
+from webserver_args import gunicorn_args  # noqa: E402
 
 SECRET = "bench-secret"
 BROKERS = {
@@ -225,22 +227,14 @@ def bench(
             "FLASK_LOG_LEVEL": "WARNING",
         }
     )
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "app:app",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        worker_class,
-        "--log-level",
-        "warning",
-    ]
-    if worker_class == "gthread":
-        command += ["--threads", str(threads)]
+    command = [sys.executable, "-m", "gunicorn", "app:app", "--bind", f"127.0.0.1:{port}"]
+    command += ["--log-level", "warning", "--no-control-socket"]
+    if worker_class == "rock":  # the server model the rock and the charm run
+        command += gunicorn_args(ROUTER / "webserver.json")
+    else:
+        command += ["--workers", str(workers), "--worker-class", worker_class]
+        if worker_class == "gthread":
+            command += ["--threads", str(threads)]
     server = subprocess.Popen(command, cwd=ROUTER, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -315,7 +309,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--classes", default="sync,gthread")
+    parser.add_argument(
+        "--classes", default="rock", help="rock (webserver.json), or gunicorn worker classes"
+    )
     parser.add_argument("--brokers", default="redis,rabbitmq")
     args = parser.parse_args()
     results = []
