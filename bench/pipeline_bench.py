@@ -11,6 +11,12 @@ before the spawn, `in_progress` after) and runs a bash spawner that appends the 
 `$EPOCHREALTIME` to a file. Prints the webhook-to-spawn latency (p50, p99: from just before
 the webhook is sent to the spawner's first instruction), throughput, and the accounting:
 published = spawned + rejected + still queued, and jobs spawned more than once.
+
+The fast figures use 32 consumers and a 0.05 s pickup interval. `--default-config` runs the
+dispatcher with its defaults instead (16 consumers, a 10 s pickup interval: the fake reports
+the job taken at the first poll, so each job holds a consumer 10 s) and prints the capacity
+the README's formula predicts next to the measured spawn rate; send under that rate (say
+`--default-config --rate 3 --duration 20 --drain-seconds 120`) or the queue grows.
 """
 
 from __future__ import annotations
@@ -66,7 +72,9 @@ def payload(job_id: int, api_url: str) -> bytes:
     job = document["workflow_job"]
     job["id"] = job_id
     job["labels"] = ["self-hosted", "linux", "x64"]
-    job["url"] = f"{api_url}/repos/octo-org/octo-repo/actions/jobs/{job_id}"
+    # The job's URL names the payload's repository, as GitHub's does (the dispatcher checks).
+    repository = document["repository"]["full_name"]
+    job["url"] = f"{api_url}/repos/{repository}/actions/jobs/{job_id}"
     return json.dumps(document).encode()
 
 
@@ -212,15 +220,20 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "SPAWN_LOG": str(spawn_log),
                 "DISPATCHER_GITHUB_API_URL": github.url,
                 "GITHUB_TOKEN": TOKEN,
-                "DISPATCHER_CONSUMERS": str(args.consumers),
-                "DISPATCHER_PICKUP_INTERVAL_SECONDS": str(args.pickup_interval),
-                "DISPATCHER_PICKUP_POLLS": "5",
-                "DISPATCHER_BACKOFF_BASE_SECONDS": "0.1",
-                "DISPATCHER_BACKOFF_MAX_SECONDS": "1",
                 "DISPATCHER_HEALTH_PORT": str(health),
                 "DISPATCHER_LOG_LEVEL": "WARNING",
                 "DISPATCHER_STATE_DIR": str(state_dir / "dispatcher"),
             }
+            if not args.default_config:
+                dispatcher_env.update(
+                    {
+                        "DISPATCHER_CONSUMERS": str(args.consumers),
+                        "DISPATCHER_PICKUP_INTERVAL_SECONDS": str(args.pickup_interval),
+                        "DISPATCHER_PICKUP_POLLS": "5",
+                        "DISPATCHER_BACKOFF_BASE_SECONDS": "0.1",
+                        "DISPATCHER_BACKOFF_MAX_SECONDS": "1",
+                    }
+                )
             processes.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "runner_dispatcher"], cwd=ROUTER, env=dispatcher_env
@@ -268,13 +281,15 @@ def _measure(
         rows = [line.split() for line in spawn_log.read_text().splitlines() if line.strip()]
         return [(int(job), float(at)) for job, at in rows]
 
-    # Let the pipeline drain: until every published job has an outcome or nothing moves.
+    # Let the pipeline drain: until every published job has an outcome, or the drain time.
     deadline = time.monotonic() + args.drain_seconds
     while time.monotonic() < deadline:
         done = len({job for job, _ in spawns()}) + metric_sum(
             metrics, "dispatcher_messages_rejected_total"
         )
-        if done >= published:
+        # Spawned jobs stay in flight until their pickup is seen: wait for that too, so
+        # none is counted both spawned and in flight.
+        if done >= published and metric_sum(metrics, "dispatcher_jobs_in_flight") == 0:
             break
         time.sleep(0.2)
     rows = spawns()
@@ -290,8 +305,14 @@ def _measure(
     spawned = len(first_spawn)
     duplicates = len(rows) - spawned
     span = (max(at for _, at in rows) - min(sender.sent.values())) if rows else 0.0
+    consumers, interval = (
+        (16, 10.0) if args.default_config else (args.consumers, args.pickup_interval)
+    )
     return {
         "broker": args.broker,
+        "configuration": "defaults" if args.default_config else "fast",
+        # The README's formula: consumers / (spawn + time to pickup, rounded up to a poll).
+        "predicted_capacity_per_s": round(consumers / interval, 1),
         "rate_per_s": args.rate,
         "duration_s": args.duration,
         "sent": total,
@@ -326,10 +347,17 @@ def main() -> None:
     parser.add_argument("--pickup-interval", type=float, default=0.05)
     parser.add_argument("--senders", type=int, default=16, help="sending threads")
     parser.add_argument("--drain-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--default-config",
+        action="store_true",
+        help="run the dispatcher with its default consumers, pickup interval and backoff",
+    )
     args = parser.parse_args()
     result = bench(args)
     print(
-        f"{result['broker']} {result['rate_per_s']:g}/s x {result['duration_s']:g} s: "
+        f"{result['broker']} ({result['configuration']} configuration, predicted capacity "
+        f"{result['predicted_capacity_per_s']}/s) "
+        f"{result['rate_per_s']:g}/s x {result['duration_s']:g} s: "
         f"webhook-to-spawn p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms "
         f"(max {result['max_ms']} ms), {result['spawns_per_s']} spawns/s; published "
         f"{result['published']} = spawned {result['spawned']} + rejected {result['rejected']} "

@@ -1,21 +1,26 @@
 """A consumer thread: its own broker connection, one message at a time, at-least-once.
 
 Delivery semantics. A message is acknowledged only once its outcome is final (a runner took
-the job, or it never can) or once its next attempt is safely on the queue: a requeue
-publishes the copy with `X-Process-Count` + 1 (confirmed by RabbitMQ) *before* acknowledging
-the original. Killed between the two, both copies exist and the job is attempted twice; the
-second attempt asks GitHub first and acknowledges without spawning when the job was taken.
-Killed at any other point, the message is unacknowledged and the broker hands it to another
-consumer: RabbitMQ at once, Redis once its visibility timeout has passed, and on the embedded
-filesystem broker and MongoDB (which forget a delivered message) through the held-message
-journal when a dispatcher next starts (see held.py).
+the job, or it never can) or once its next delivery is safely on the queue: a requeue
+publishes the copy (confirmed by RabbitMQ) *before* acknowledging the original. Killed
+between the two, both copies exist and the job is attempted twice; the second attempt asks
+GitHub first and acknowledges without spawning when the job was taken. Killed at any other
+point, the message is unacknowledged and the broker hands it to another consumer: RabbitMQ
+at once, Redis once its visibility timeout has passed, and on the embedded filesystem broker
+and MongoDB (which forget a delivered message) through the held-message journal (see
+held.py). Such a redelivered message, like one handed back marked spawned at a stop, is
+watched for the pickup window before any spawn: its runner may be booting already.
+
+Attempts (X-Process-Count) count what was tried: a failed spawn, a runner that never took
+the job. GitHub being unavailable is not an attempt: the copy keeps the count and carries
+the outage headers instead (see attempts.py), bounded in time, never in number.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from kombu.connection import Connection
@@ -23,10 +28,21 @@ from kombu.messaging import Consumer, Producer
 from kombu.transport.base import Message
 from webhook_router import broker
 
-from runner_dispatcher.attempts import HEADER, backoff_seconds, previous_attempts
-from runner_dispatcher.contract import RejectedMessage, parse_job
+from runner_dispatcher.attempts import (
+    HEADER,
+    RECOVERED_HEADER,
+    SPAWNED_AT_HEADER,
+    TRANSIENT_HEADERS,
+    UNAVAILABLE_HEADER,
+    UNAVAILABLE_SINCE_HEADER,
+    History,
+    backoff_seconds,
+    history,
+    now_seconds,
+)
+from runner_dispatcher.contract import QueuedJob, RejectedMessage, parse_job
 from runner_dispatcher.held import HeldJournal
-from runner_dispatcher.job_handler import Decision, JobHandler, Outcome
+from runner_dispatcher.job_handler import UNAVAILABLE_REASONS, Decision, JobHandler, Outcome
 from runner_dispatcher.metrics import Metrics
 from runner_dispatcher.settings import Settings
 
@@ -121,10 +137,14 @@ class QueueConsumer(threading.Thread):
             # One unacknowledged message per connection, whatever the number of flavours:
             # a message waiting in this process's buffer could be served by another consumer.
             channel.basic_qos(0, 1, True)
+            # Connected before consuming: the broker may deliver (and this thread work on a
+            # message for minutes) within `consume()` itself.
+            self.connected.set()
             for consumer in consumers:
                 consumer.consume()
-            self.connected.set()
             while not self._stop_event.is_set():
+                if self._journal is not None and self._journal.due():
+                    self._journal.recover(conn, self._settings.broker_timeout_seconds)
                 try:
                     conn.drain_events(timeout=DRAIN_SECONDS)
                 except TimeoutError:
@@ -160,7 +180,7 @@ class QueueConsumer(threading.Thread):
             self._stop_event.set()
             return
         try:
-            previous = previous_attempts(message.headers)
+            past = history(message.headers)
             job = parse_job(
                 payload,
                 supported_labels=self._settings.labels_for(flavour),
@@ -170,17 +190,30 @@ class QueueConsumer(threading.Thread):
             logger.warning("rejected a message on %s for good: %s", flavour, exc)
             self._finish(flavour, message, Decision(Outcome.REJECT, exc.reason))
             return
-        attempt = previous + 1
+        headers = dict(message.headers or {})
+        if self._stop_event.is_set():
+            # Delivered while stopping (the copy of a job just handed back, say): untouched.
+            marked = {**headers, RECOVERED_HEADER: 1} if _redelivered(message) else headers
+            self._republish(flavour, message, producer, marked)
+            self._finish(flavour, message, Decision(Outcome.REQUEUE, "stopping"))
+            return
+        if past.spawned or _redelivered(message):
+            self._watch(flavour, message, producer, job, past, headers)
+            return
+        attempt = past.previous + 1
         if attempt > self._settings.max_attempts:
-            logger.warning("job %s: rejected for good after %d attempts", job.url, previous)
+            logger.warning("job %s: rejected for good after %d attempts", job.url, past.previous)
             self._finish(flavour, message, Decision(Outcome.REJECT, "too_many_attempts"))
             return
+        # Outage requeues lengthen the wait like attempts, never past the longest backoff.
+        waits = min(past.previous + past.unavailable, self._settings.max_attempts - 1)
         wait = backoff_seconds(
-            previous, self._settings.backoff_base_seconds, self._settings.backoff_max_seconds
+            waits, self._settings.backoff_base_seconds, self._settings.backoff_max_seconds
         )
         if self._stop_event.wait(wait):
             # Stopping before this attempt began: hand the message back with its count.
-            message.requeue()
+            self._republish(flavour, message, producer, _fresh(headers))
+            self._finish(flavour, message, Decision(Outcome.REQUEUE, "stopping"))
             return
         try:
             decision = self._handler.attempt(job, flavour, attempt)
@@ -189,30 +222,121 @@ class QueueConsumer(threading.Thread):
             # message is rejected after the last one instead of coming back for ever.
             logger.exception("job %s: attempt %d failed unexpectedly", job.url, attempt)
             decision = Decision(Outcome.REQUEUE, "internal_error")
-        if decision.outcome is Outcome.REQUEUE:
-            if attempt >= self._settings.max_attempts:
-                logger.warning(
-                    "job %s: rejected for good, attempt %d of %d failed (%s)",
-                    job.url,
-                    attempt,
-                    self._settings.max_attempts,
-                    decision.reason,
-                )
-                decision = Decision(Outcome.REJECT, "attempts_exhausted")
-            else:
-                self._republish(flavour, message, producer, attempt)
-                logger.info(
-                    "job %s: requeued after attempt %d (%s)", job.url, attempt, decision.reason
-                )
+        if decision.outcome is Outcome.HAND_BACK:
+            # A runner was started; its pickup not yet seen. Same count, marked spawned.
+            self._republish(
+                flavour, message, producer, {**headers, SPAWNED_AT_HEADER: now_seconds()}
+            )
+            logger.info("job %s: handed back after the spawn, stopping", job.url)
+        elif decision.outcome is Outcome.REQUEUE and decision.reason in UNAVAILABLE_REASONS:
+            decision = self._requeue_unavailable(flavour, message, producer, job, past, decision)
+        elif decision.outcome is Outcome.REQUEUE:
+            decision = self._requeue_attempt(flavour, message, producer, job, attempt, decision)
         self._finish(flavour, message, decision)
 
-    def _republish(self, flavour: str, message: Message, producer: Producer, count: int) -> None:
-        """Put the next attempt on the queue, confirmed, before the original is acknowledged."""
+    def _watch(
+        self,
+        flavour: str,
+        message: Message,
+        producer: Producer,
+        job: QueuedJob,
+        past: History,
+        headers: dict[str, Any],
+    ) -> None:
+        """A runner may already exist for this job: watch for its pickup before any spawn.
+
+        Marked spawned (the last holder stopped after a spawn) or redelivered after a crash
+        (the holder may have spawned). Taken in the pickup window: done. Not taken: a marked
+        spawn's attempt failed (count + 1); a redelivery's attempt is tried again (count
+        unchanged), with the usual backoff, by whoever takes the copy.
+        """
+        try:
+            decision = self._handler.watch(job)
+        except Exception:
+            logger.exception("job %s: watching for the pickup failed unexpectedly", job.url)
+            decision = Decision(Outcome.REQUEUE, "internal_error")
+        if decision.outcome is Outcome.HAND_BACK:
+            marked = headers if past.spawned else {**headers, RECOVERED_HEADER: 1}
+            self._republish(flavour, message, producer, marked)
+        elif decision.outcome is Outcome.REQUEUE and past.spawned:
+            attempt = past.previous + 1
+            decision = self._requeue_attempt(flavour, message, producer, job, attempt, decision)
+        elif decision.outcome is Outcome.REQUEUE:
+            self._republish(flavour, message, producer, _fresh(headers))
+            logger.info(
+                "job %s: redelivered and not taken, requeued (%s)", job.url, decision.reason
+            )
+        self._finish(flavour, message, decision)
+
+    def _requeue_attempt(
+        self,
+        flavour: str,
+        message: Message,
+        producer: Producer,
+        job: QueuedJob,
+        attempt: int,
+        decision: Decision,
+    ) -> Decision:
+        """A failed attempt: the next one on the queue, or rejected after the last."""
+        if attempt >= self._settings.max_attempts:
+            logger.warning(
+                "job %s: rejected for good, attempt %d of %d failed (%s)",
+                job.url,
+                attempt,
+                self._settings.max_attempts,
+                decision.reason,
+            )
+            return Decision(Outcome.REJECT, "attempts_exhausted")
+        headers = _fresh(message.headers or {})
+        for name in (UNAVAILABLE_HEADER, UNAVAILABLE_SINCE_HEADER):
+            headers.pop(name, None)
+        self._republish(flavour, message, producer, {**headers, HEADER: attempt})
+        logger.info("job %s: requeued after attempt %d (%s)", job.url, attempt, decision.reason)
+        return decision
+
+    def _requeue_unavailable(
+        self,
+        flavour: str,
+        message: Message,
+        producer: Producer,
+        job: QueuedJob,
+        past: History,
+        decision: Decision,
+    ) -> Decision:
+        """GitHub could not be asked: not an attempt; requeued until the outage bound."""
+        now = now_seconds()
+        since = now if past.unavailable_since is None else past.unavailable_since
+        if now - since >= self._settings.github_outage_max_seconds:
+            logger.warning(
+                "job %s: rejected for good, GitHub unavailable for %d s (%s)",
+                job.url,
+                now - since,
+                decision.reason,
+            )
+            return Decision(Outcome.REJECT, "github_unavailable_too_long")
+        headers = {
+            **_fresh(message.headers or {}),
+            UNAVAILABLE_HEADER: past.unavailable + 1,
+            UNAVAILABLE_SINCE_HEADER: int(since),
+        }
+        self._republish(flavour, message, producer, headers)
+        logger.info(
+            "job %s: requeued, attempt count kept at %d (%s)",
+            job.url,
+            past.previous,
+            decision.reason,
+        )
+        return decision
+
+    def _republish(
+        self, flavour: str, message: Message, producer: Producer, headers: dict[str, Any]
+    ) -> None:
+        """Put the copy on the queue, confirmed, before the original is acknowledged."""
         producer.publish(
             message.body,
             exchange="",
             routing_key=flavour,
-            headers={**(message.headers or {}), HEADER: count},
+            headers=headers,
             content_type=message.content_type,
             content_encoding=message.content_encoding,
             delivery_mode=2,
@@ -224,9 +348,25 @@ class QueueConsumer(threading.Thread):
         if decision.outcome is Outcome.REJECT:
             message.reject(requeue=False)
             self._metrics.rejected.labels(flavour, decision.reason).inc()
-        elif decision.outcome is Outcome.REQUEUE:
+        elif decision.outcome in {Outcome.REQUEUE, Outcome.HAND_BACK}:
             message.ack()
             self._metrics.requeued.labels(flavour, decision.reason).inc()
         else:
             message.ack()
             self._metrics.acked.labels(flavour, decision.reason).inc()
+
+
+def _redelivered(message: Message) -> bool:
+    """Whether the broker or the journal gave this message before (its holder died)."""
+    info = message.delivery_info or {}
+    headers = message.headers or {}
+    return bool(info.get("redelivered")) or headers.get(RECOVERED_HEADER) is not None
+
+
+def _fresh(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """The headers without the marks of one delivery (spawned, recovered, kombu's own)."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if name not in TRANSIENT_HEADERS and name != "redelivered"
+    }

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from webhook_router.github_api import same_origin
+
 from runner_dispatcher.errors import DispatcherError
 
 Reason = Literal["malformed", "bad_url", "unsupported_labels"]
@@ -20,6 +22,8 @@ _JOB_PATH = re.compile(
 )
 _OPTIONAL_INTEGERS = ("job_id", "run_id", "run_attempt")
 _OPTIONAL_TEXTS = ("repository", "flavour", "status")
+# C0 controls and DEL: never in a label or name; a NUL would not even fit in an argv/env.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RejectedMessage(DispatcherError):  # noqa: N818 - the name the router's test imports
@@ -44,10 +48,11 @@ class QueuedJob:
         url: the job's REST URL, on the configured API host.
         owner: the repository owner, from the URL (the API calls use the URL's repository).
         repo: the repository name, from the URL.
-        job_id: the message's `job_id`, else the id at the end of the URL.
+        job_id: the id at the end of the URL (a message's `job_id` is ignored).
         run_id: the workflow run, when the message carries it.
         run_attempt: the run attempt, when the message carries it.
-        repository: the message's repository full name, else `owner/repo` from the URL.
+        repository: `owner/repo` from the URL (a message's `repository` is ignored): GitHub
+            is asked about, and the spawner told of, one and the same job.
         flavour: the flavour the router routed the job to, when the message says.
         status: the webhook action the router saw (`queued`), when the message says.
     """
@@ -95,17 +100,19 @@ def parse_job(payload: object, *, supported_labels: Collection[str], api_url: st
         raise RejectedMessage(
             "unsupported_labels", f"labels not supported here: {', '.join(sorted(unsupported))}"
         )
-    job_id = extra.get("job_id")
-    repository = extra.get("repository")
+    # `job_id` and `repository` are type-checked but never used: both come from the URL, the
+    # job GitHub is asked about, so the spawner is always told of that same job. (GitHub's
+    # own published example payload names another repository in `repository` than in the
+    # job's URL, so a disagreement is not refused.)
     return QueuedJob(
         labels=labels,
         url=url,
         owner=owner,
         repo=repo,
-        job_id=job_id if isinstance(job_id, int) else url_job_id,
+        job_id=url_job_id,
         run_id=_integer_or_none(extra.get("run_id")),
         run_attempt=_integer_or_none(extra.get("run_attempt")),
-        repository=repository if isinstance(repository, str) else f"{owner}/{repo}",
+        repository=f"{owner}/{repo}",
         flavour=_text_or_none(extra.get("flavour")),
         status=_text_or_none(extra.get("status")),
     )
@@ -131,6 +138,8 @@ def _document(payload: object) -> dict[str, object]:
 def _labels(value: object) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(label, str) for label in value):
         raise RejectedMessage("malformed", "labels must be a list of strings")
+    if any(_CONTROL.search(label) for label in value):
+        raise RejectedMessage("malformed", "a label contains a control character")
     return frozenset(label.lower() for label in value)
 
 
@@ -139,18 +148,10 @@ def _job_location(url: str, api_url: str) -> tuple[str, str, int]:
     base = urlsplit(api_url.rstrip("/"))
     try:
         parts = urlsplit(url)
-        port, base_port = parts.port, base.port
     except ValueError as exc:
         raise RejectedMessage("bad_url", "url is not a URL") from exc
-    same_origin = (
-        parts.scheme == base.scheme
-        and parts.hostname is not None
-        and parts.hostname == base.hostname
-        and port == base_port
-        and parts.username is None
-        and parts.password is None
-    )
-    if not same_origin or not parts.path.startswith(base.path + "/"):
+    # The comparison the API client makes before sending a token: one rule for both.
+    if not same_origin(url, api_url) or not parts.path.startswith(base.path + "/"):
         raise RejectedMessage("bad_url", "url is not on the configured GitHub API host")
     match = _JOB_PATH.fullmatch(parts.path[len(base.path) :])
     if match is None or parts.query or parts.fragment:
@@ -177,6 +178,8 @@ def _optional_fields(document: dict[str, object]) -> dict[str, object]:
             continue
         if not isinstance(value, str):
             raise RejectedMessage("malformed", f"{name} must be a string")
+        if _CONTROL.search(value):
+            raise RejectedMessage("malformed", f"{name} contains a control character")
         found[name] = value
     return found
 

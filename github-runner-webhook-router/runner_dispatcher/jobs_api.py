@@ -53,14 +53,25 @@ class JobState:
         return self.status in TAKEN_STATUSES
 
 
+@dataclass(frozen=True)
+class JitRunner:
+    """A just-in-time runner GitHub registered: its id (to delete it) and configuration."""
+
+    runner_id: int | None
+    encoded_jit_config: str
+
+
 class Jobs(Protocol):
     """What the dispatcher asks of GitHub."""
 
     def state(self, job: QueuedJob) -> JobState:
         """The job's status now."""
 
-    def jit_config(self, job: QueuedJob, name: str, labels: Sequence[str]) -> str:
+    def jit_config(self, job: QueuedJob, name: str, labels: Sequence[str]) -> JitRunner:
         """A just-in-time configuration for a runner named `name` with `labels`."""
+
+    def delete_runner(self, job: QueuedJob, runner_id: int) -> None:
+        """Remove a registered runner (a JIT runner whose spawn failed)."""
 
 
 class OfflineJobs:
@@ -83,9 +94,12 @@ class OfflineJobs:
             self._looked.add(job.url)
             return JobState("queued", None)
 
-    def jit_config(self, job: QueuedJob, name: str, labels: Sequence[str]) -> str:
+    def jit_config(self, job: QueuedJob, name: str, labels: Sequence[str]) -> JitRunner:
         """Never called: the settings refuse JIT configuration in the offline demo."""
         raise GitHubUnavailableError("the offline demo has no GitHub to ask")
+
+    def delete_runner(self, job: QueuedJob, runner_id: int) -> None:
+        """Never called: no JIT runner is registered in the offline demo."""
 
 
 class JobsApi:
@@ -119,19 +133,16 @@ class JobsApi:
             raise GitHubUnavailableError("GitHub returned a job without a status")
         return JobState(status=status, created_at=_instant(document.get("created_at")))
 
-    def jit_config(self, job: QueuedJob, name: str, labels: Sequence[str]) -> str:
+    def jit_config(self, job: QueuedJob, name: str, labels: Sequence[str]) -> JitRunner:
         """`POST .../actions/runners/generate-jitconfig`: a one-job runner's configuration.
 
         Raises:
             JobNotFoundError: 404 (the repository or organisation is not visible).
             GitHubUnavailableError: any other failure.
         """
-        scope = (
-            f"orgs/{job.owner}" if self._organisation_scope else f"repos/{job.owner}/{job.repo}"
-        )
         document = self._call(
             "POST",
-            f"{self._api}/{scope}/actions/runners/generate-jitconfig",
+            f"{self._runners(job)}/generate-jitconfig",
             {
                 "name": name,
                 "runner_group_id": self._runner_group_id,
@@ -142,7 +153,31 @@ class JobsApi:
         config = document.get("encoded_jit_config")
         if not isinstance(config, str) or not config:
             raise GitHubUnavailableError("GitHub returned no encoded_jit_config")
-        return config
+        runner = document.get("runner")
+        runner_id = runner.get("id") if isinstance(runner, dict) else None
+        valid_id = isinstance(runner_id, int) and not isinstance(runner_id, bool)
+        return JitRunner(runner_id if valid_id else None, config)
+
+    def delete_runner(self, job: QueuedJob, runner_id: int) -> None:
+        """`DELETE .../actions/runners/{runner_id}`; a runner already gone (404) is fine.
+
+        Raises:
+            GitHubUnavailableError: any other failure.
+        """
+        try:
+            self._client.call("DELETE", f"{self._runners(job)}/{runner_id}")
+        except ApiError as exc:
+            if exc.http_status != 404:
+                raise GitHubUnavailableError(exc.message) from exc
+        except CredentialsError as exc:
+            raise GitHubUnavailableError(exc.message) from exc
+
+    def _runners(self, job: QueuedJob) -> str:
+        """The runners endpoint of the JIT scope: the job's repository or its owner."""
+        scope = (
+            f"orgs/{job.owner}" if self._organisation_scope else f"repos/{job.owner}/{job.repo}"
+        )
+        return f"{self._api}/{scope}/actions/runners"
 
     def _call(
         self, method: str, url: str, body: dict[str, object] | None = None

@@ -50,7 +50,7 @@ class Dispatcher:
         )
         tokens = None if settings.auth is None else TokenSource(settings.api_url, settings.auth)
         self._sessions: list[requests.Session] = []
-        journal = (
+        self._journal = journal = (
             HeldJournal(settings.state_dir / "dispatcher-held")
             if forgets_delivered_messages(settings)
             else None
@@ -125,6 +125,8 @@ class Dispatcher:
             self._health.server_close()
             for session in self._sessions:
                 session.close()
+            if self._journal is not None:
+                self._journal.close()
         return ended
 
 

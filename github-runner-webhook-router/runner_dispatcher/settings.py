@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from webhook_router.github_api import (
+    APP_VARIABLES,
     DEFAULT_API_URL,
     Auth,
     CredentialsError,
     credentials_from_env,
     is_api_url,
+    normalise_api_url,
 )
 from webhook_router.settings import BROKER_SCHEMES, DEFAULT_SELF_HOSTED_LABELS, default_state_dir
 
@@ -37,6 +39,15 @@ DEFAULT_PICKUP_POLLS = 30
 DEFAULT_CONSUMERS = 16
 DEFAULT_SPAWN_TIMEOUT_SECONDS = 600.0
 DEFAULT_REDIS_VISIBILITY_TIMEOUT_SECONDS = 3600.0
+# RabbitMQ's default consumer_timeout (rabbitmq.conf): an unacknowledged delivery older than
+# this closes the channel and the message goes to another consumer.
+DEFAULT_RABBITMQ_CONSUMER_TIMEOUT_SECONDS = 1800.0
+# GitHub cancels a job still queued after 24 hours: past that no outage retry can help.
+DEFAULT_GITHUB_OUTAGE_MAX_SECONDS = 86400.0
+# Variables that hold the dispatcher's own secrets: never passed to a spawner.
+CREDENTIAL_VARIABLES = frozenset(
+    {"GITHUB_TOKEN", *APP_VARIABLES, "DISPATCHER_BROKER_URL", "MONGODB_DB_CONNECT_STRING"}
+)
 # Kombu's virtual transports (filesystem, MongoDB) poll; this bounds the added latency.
 DEFAULT_POLL_SECONDS = 0.05
 _FLAVOUR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
@@ -75,6 +86,10 @@ class Settings:
         broker_timeout_seconds: bound of each broker connect, read or write.
         redis_visibility_timeout_seconds: a Redis message unacknowledged this long is handed
             to another consumer (how a killed dispatcher's job comes back on Redis).
+        rabbitmq_consumer_timeout_seconds: RabbitMQ's `consumer_timeout`; a message is never
+            held this long (checked at start).
+        github_outage_max_seconds: how long a job is requeued while GitHub cannot be asked
+            before it is rejected (`github_unavailable_too_long`).
         poll_seconds: polling interval of kombu's virtual transports (filesystem, MongoDB).
         health_port: port of /health and /metrics; 0 picks a free port.
         health_address: address the health server binds.
@@ -104,6 +119,8 @@ class Settings:
     github_timeout_seconds: float = 10.0
     broker_timeout_seconds: float = 5.0
     redis_visibility_timeout_seconds: float = DEFAULT_REDIS_VISIBILITY_TIMEOUT_SECONDS
+    rabbitmq_consumer_timeout_seconds: float = DEFAULT_RABBITMQ_CONSUMER_TIMEOUT_SECONDS
+    github_outage_max_seconds: float = DEFAULT_GITHUB_OUTAGE_MAX_SECONDS
     poll_seconds: float = DEFAULT_POLL_SECONDS
     health_port: int = DEFAULT_HEALTH_PORT
     health_address: str = "127.0.0.1"
@@ -113,17 +130,28 @@ class Settings:
         """The labels a runner of `flavour` supports: the configured ones and its name."""
         return self.supported_labels | {flavour.lower()}
 
-    def longest_hold_seconds(self) -> float:
-        """The longest one message can stay unacknowledged while a consumer works on it."""
-        github_calls = self.pickup_polls + 3  # job, JIT config, polls, last look
-        longest_wait = backoff_seconds(
+    def longest_wait_seconds(self) -> float:
+        """The longest backoff: before the last attempt (outage requeues wait no longer)."""
+        return backoff_seconds(
             self.max_attempts - 1, self.backoff_base_seconds, self.backoff_max_seconds
         )
+
+    def longest_hold_seconds(self) -> float:
+        """The longest one message can stay unacknowledged while a consumer works on it.
+
+        Every wait of one delivery: the backoff, the GitHub calls (installation token, job,
+        JIT config, the pickup polls, deleting a failed spawn's JIT runner), the spawn, the
+        pickup window, and the broker writes (journal, the confirmed republish, the ack).
+        A message marked spawned or redelivered only waits a pickup window, which is less.
+        """
+        github_calls = self.pickup_polls + 4
+        broker_calls = 3
         return (
-            longest_wait
+            self.longest_wait_seconds()
             + self.spawn_timeout_seconds
             + self.pickup_interval_seconds * self.pickup_polls
             + self.github_timeout_seconds * github_calls
+            + self.broker_timeout_seconds * broker_calls
         )
 
     @classmethod
@@ -145,6 +173,8 @@ class Settings:
                 "DISPATCHER_GITHUB_API_URL: expected https://api.github.com or a GitHub "
                 "Enterprise Server URL such as https://github.example.com/api/v3"
             )
+        # One spelling of the origin (lowercase host, no default port) for every comparison.
+        api_url = normalise_api_url(api_url)
         jit_config = _boolean(env, "DISPATCHER_JIT_CONFIG", False)
         if jit_config and auth is None:
             raise ConfigError(
@@ -163,7 +193,7 @@ class Settings:
                 or env.get("FLASK_STATE_DIR")
                 or default_state_dir()
             ),
-            api_url=api_url.rstrip("/"),
+            api_url=api_url,
             auth=auth,
             jit_config=jit_config,
             offline_demo=offline_demo,
@@ -197,6 +227,20 @@ class Settings:
                 1,
                 7 * 86400,
             ),
+            rabbitmq_consumer_timeout_seconds=_seconds(
+                env,
+                "DISPATCHER_RABBITMQ_CONSUMER_TIMEOUT_SECONDS",
+                DEFAULT_RABBITMQ_CONSUMER_TIMEOUT_SECONDS,
+                1,
+                7 * 86400,
+            ),
+            github_outage_max_seconds=_seconds(
+                env,
+                "DISPATCHER_GITHUB_OUTAGE_MAX_SECONDS",
+                DEFAULT_GITHUB_OUTAGE_MAX_SECONDS,
+                0,
+                7 * 86400,
+            ),
             poll_seconds=_seconds(env, "DISPATCHER_POLL_SECONDS", DEFAULT_POLL_SECONDS, 0.001, 10),
             health_port=_integer(env, "DISPATCHER_HEALTH_PORT", DEFAULT_HEALTH_PORT, 0, 65535),
             health_address=env.get("DISPATCHER_HEALTH_ADDRESS", "127.0.0.1"),
@@ -207,13 +251,30 @@ class Settings:
 
 
 def _check_visibility(settings: Settings) -> None:
-    """On Redis a message held longer than the visibility timeout would run twice."""
+    """A message held past Redis's visibility timeout or RabbitMQ's consumer_timeout runs twice.
+
+    The broker hands it to another consumer while the first still works on it.
+    """
     scheme = (settings.broker_url or "").split("://", 1)[0].lower()
     hold = settings.longest_hold_seconds()
-    if scheme in {"redis", "rediss"} and settings.redis_visibility_timeout_seconds <= hold:
+    redis = (
+        "DISPATCHER_REDIS_VISIBILITY_TIMEOUT_SECONDS",
+        settings.redis_visibility_timeout_seconds,
+    )
+    amqp = (
+        "DISPATCHER_RABBITMQ_CONSUMER_TIMEOUT_SECONDS",
+        settings.rabbitmq_consumer_timeout_seconds,
+    )
+    limits = {"redis": redis, "rediss": redis, "amqp": amqp, "amqps": amqp, "pyamqp": amqp}
+    if scheme not in limits:
+        return
+    variable, limit = limits[scheme]
+    if limit <= hold:
         raise ConfigError(
-            f"DISPATCHER_REDIS_VISIBILITY_TIMEOUT_SECONDS: must exceed {hold:g} s, the longest "
-            "a job is held (longest backoff + spawn timeout + pickup polling + GitHub calls)"
+            f"{variable}: must exceed {hold:g} s, the longest a job is held (longest backoff "
+            "+ spawn timeout + pickup window + GitHub and broker call timeouts); lower "
+            "DISPATCHER_MAX_ATTEMPTS, DISPATCHER_BACKOFF_MAX_SECONDS, the spawn timeout or "
+            "the pickup window, or raise the broker's limit and this variable"
         )
 
 
@@ -283,6 +344,12 @@ def _pass_env(env: Mapping[str, str]) -> tuple[str, ...]:
     )
     if not all(_ENV_NAME.fullmatch(name) for name in names):
         raise ConfigError("DISPATCHER_SPAWN_PASS_ENV: expected comma-separated variable names")
+    secrets = sorted(set(names) & CREDENTIAL_VARIABLES)
+    if secrets:
+        raise ConfigError(
+            f"DISPATCHER_SPAWN_PASS_ENV: {', '.join(secrets)} hold the dispatcher's "
+            "credentials, which never reach a spawner"
+        )
     return names
 
 

@@ -12,18 +12,24 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import IO, Protocol
 
 from runner_dispatcher.contract import QueuedJob
 from runner_dispatcher.errors import DispatcherError
 
 logger = logging.getLogger(__name__)
-# How much of a failed spawner's output goes into the log.
-OUTPUT_LOG_CHARS = 2000
+# How much of a spawner's output goes into the log (its end, redacted).
+OUTPUT_LOG_CHARS = 1000
+# Token-like runs this long (GitHub tokens, base64 and hex keys) are secrets more often than
+# not: never logged. `/` and `-` end a run, so paths, URLs and runner names stay readable.
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9+=_]{32,}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class SpawnError(DispatcherError):
@@ -42,6 +48,7 @@ class SpawnRequest:
         attempt: 1 for the first attempt at this job, 2 after one requeue, and so on.
         encoded_jit_config: GitHub's just-in-time configuration (`run.sh --jitconfig VALUE`),
             when the dispatcher has credentials and DISPATCHER_JIT_CONFIG is on. A secret.
+        runner_id: GitHub's id of that JIT runner (deleted again when the spawn fails).
     """
 
     job: QueuedJob
@@ -50,6 +57,7 @@ class SpawnRequest:
     runner_labels: tuple[str, ...]
     attempt: int
     encoded_jit_config: str | None = None
+    runner_id: int | None = None
 
     def environment(self) -> dict[str, str]:
         """The job's details as DISPATCHER_* variables (everything but the JIT config)."""
@@ -117,47 +125,87 @@ class CommandSpawner:
     def spawn(self, request: SpawnRequest) -> None:
         """Run the program for `request`.
 
+        Only the program itself is waited for: whatever it starts in the background (the
+        runner) may keep running, and may keep its output open, after it exits. So output
+        goes to a temporary file, never a pipe read to its end, and the wait is bounded.
+
         Raises:
             SpawnError: it could not start, timed out, or exited with a non-zero status.
         """
         stdin = json.dumps(request.document()).encode()
-        try:
-            process = subprocess.Popen(  # noqa: S603 - argv from the operator, no shell
-                self._argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env={**self._inherited, **request.environment()},
-                start_new_session=True,  # its own process group, killed as one on timeout
-                close_fds=True,
-            )
-        except OSError as exc:
-            raise SpawnError(f"spawner could not start: {exc.strerror or exc!r}") from exc
-        try:
-            output, _ = process.communicate(stdin, timeout=self._timeout)
-        except subprocess.TimeoutExpired as exc:
-            _kill_group(process)
-            raise SpawnError(f"spawner still running after {self._timeout:g} s: killed") from exc
-        except BaseException:
-            _kill_group(process)
-            raise
-        text = output.decode("utf-8", "replace").strip()
-        if process.returncode != 0:
-            logger.warning(
-                "spawner exited with %s for job %s: %s",
-                process.returncode,
-                request.job.url,
-                text[-OUTPUT_LOG_CHARS:],
-            )
-            raise SpawnError(f"spawner exited with status {process.returncode}")
-        if text:
-            logger.info("spawner output for job %s: %s", request.job.url, text[-OUTPUT_LOG_CHARS:])
+        with tempfile.TemporaryFile() as output:
+            try:
+                process = subprocess.Popen(  # noqa: S603 - argv from the operator, no shell
+                    self._argv,
+                    stdin=subprocess.PIPE,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env={**self._inherited, **request.environment()},
+                    start_new_session=True,  # its own process group, killed as one on timeout
+                    close_fds=True,
+                )
+            except (OSError, ValueError) as exc:
+                detail = exc.strerror if isinstance(exc, OSError) else None
+                raise SpawnError(f"spawner could not start: {detail or exc!r}") from exc
+            try:
+                _write_stdin(process, stdin)
+                status = process.wait(timeout=self._timeout)
+            except subprocess.TimeoutExpired as exc:
+                _kill_group(process)
+                raise SpawnError(
+                    f"spawner still running after {self._timeout:g} s: killed"
+                ) from exc
+            except BaseException:
+                _kill_group(process)
+                raise
+            if status != 0:
+                logger.warning(
+                    "spawner exited with %s for job %s; the end of its output: %s",
+                    status,
+                    request.job.url,
+                    _redacted_tail(output, request),
+                )
+                raise SpawnError(f"spawner exited with status {status}")
+            tail = _redacted_tail(output, request)
+            if tail:
+                logger.info("spawner output for job %s: %s", request.job.url, tail)
+
+
+def _write_stdin(process: subprocess.Popen[bytes], data: bytes) -> None:
+    """Hand the request to the program; one that exits without reading it is no error.
+
+    The document is a few kilobytes, within a pipe's buffer (64 KiB on Linux): the write
+    never waits for the program to read.
+    """
+    assert process.stdin is not None  # noqa: S101 - opened with stdin=PIPE
+    try:
+        process.stdin.write(data)
+        process.stdin.close()
+    except BrokenPipeError:
+        pass
+
+
+def _redacted_tail(output: IO[bytes], request: SpawnRequest) -> str:
+    """The last OUTPUT_LOG_CHARS of the program's output, without secrets.
+
+    The JIT configuration (a `set -x` script would print it) and any long token-like run of
+    characters are replaced, and control characters dropped, before anything is logged.
+    """
+    output.seek(0, os.SEEK_END)
+    size = output.tell()
+    output.seek(max(0, size - OUTPUT_LOG_CHARS))
+    text = output.read().decode("utf-8", "replace")
+    if request.encoded_jit_config:
+        text = text.replace(request.encoded_jit_config, "[redacted]")
+    text = _TOKEN_LIKE.sub("[redacted]", text)
+    return _CONTROL.sub(" ", text).strip()
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill the program's process group and reap the program (bounded: SIGKILL is final)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    process.communicate()
+    process.wait()
 
 
 def spawner_environment(pass_env: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:

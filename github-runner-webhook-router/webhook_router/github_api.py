@@ -112,16 +112,58 @@ def is_api_url(url: str) -> bool:
     )
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> tuple[str, str, int] | None:
+    """A URL's scheme, host and port, spelled one way: lowercase, the default port explicit.
+
+    None for a URL with a user part, no host, or an invalid port: it matches no origin.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        return None
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS.get(scheme, 0)
+
+
 def same_origin(url: str, base: str) -> bool:
-    """Whether `url` has the scheme, host and port of `base` (where a token may be sent)."""
-    return urlsplit(url)[:2] == urlsplit(base)[:2]
+    """Whether `url` has the scheme, host and port of `base` (where a token may be sent).
+
+    Host case and an explicit default port do not matter: `https://GHE.example.com:443` and
+    `https://ghe.example.com` are one origin, as for a browser.
+    """
+    url_origin = origin(url)
+    return url_origin is not None and url_origin == origin(base)
+
+
+def normalise_api_url(url: str) -> str:
+    """An API base URL with a lowercase scheme and host, no default port, no trailing slash.
+
+    Args:
+        url: a URL `is_api_url` accepts.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    port = parts.port
+    netloc = host if port is None or port == DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 class TokenSource:
     """The bearer token to send: the configured token, or a renewed App installation token.
 
     Thread-safe: one source serves every thread's session; an installation token is fetched
-    once and renewed before it expires, so a long-running dispatcher keeps working.
+    once and renewed before it expires, so a long-running dispatcher keeps working. One thread
+    renews at a time, without holding the lock the others read under: while the old token is
+    still valid they keep using it, and only when there is none do they wait for the renewal.
     """
 
     def __init__(self, api_url: str, auth: Auth, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
@@ -129,16 +171,35 @@ class TokenSource:
         self._auth = auth
         self._timeout = timeout
         self._lock = threading.Lock()
+        self._renewing = threading.Lock()
         self._token: str | None = auth if isinstance(auth, str) else None
         self._renew_at = float("inf")
+        self._expires_at = float("inf")
+        self._generation = 0
 
     def token(self, session: requests.Session) -> str:
         """A token valid now; exchanges the App's credentials when needed."""
         with self._lock:
-            if self._token is None or time.time() >= self._renew_at:
-                assert isinstance(self._auth, AppCredentials)  # noqa: S101 - token set otherwise
-                self._token, self._renew_at = self._installation_token(self._auth, session)
-            return self._token
+            token, now, generation = self._token, time.time(), self._generation
+            if token is not None and now < self._renew_at:
+                return token
+            usable = token is not None and now < self._expires_at
+        # Renewal due: one thread renews; the others use the old token while it lasts.
+        if not self._renewing.acquire(blocking=not usable):
+            assert token is not None  # noqa: S101 - usable implies a token
+            return token
+        try:
+            with self._lock:
+                if self._generation != generation and self._token is not None:
+                    return self._token  # renewed by another thread while this one waited
+            assert isinstance(self._auth, AppCredentials)  # noqa: S101 - token set otherwise
+            renewed, renew_at, expires_at = self._installation_token(self._auth, session)
+            with self._lock:
+                self._token, self._renew_at, self._expires_at = renewed, renew_at, expires_at
+                self._generation += 1
+            return renewed
+        finally:
+            self._renewing.release()
 
     def invalidate(self, token: str) -> None:
         """Forget an installation token GitHub refused (401), so the next call renews it."""
@@ -148,7 +209,8 @@ class TokenSource:
 
     def _installation_token(
         self, app: AppCredentials, session: requests.Session
-    ) -> tuple[str, float]:
+    ) -> tuple[str, float, float]:
+        """A new installation token, when to renew it and when it expires."""
         now = int(time.time())
         try:
             assertion = jwt.encode(
@@ -170,15 +232,15 @@ class TokenSource:
         token = document.get("token")
         if not isinstance(token, str) or not token:
             raise ApiError("GitHub returned no installation token")
-        return token, _renewal_time(document.get("expires_at"), now)
+        expiry = _expiry(document.get("expires_at"), now)
+        return token, expiry - TOKEN_RENEWAL_MARGIN_SECONDS, expiry
 
 
-def _renewal_time(expires_at: object, now: int) -> float:
+def _expiry(expires_at: object, now: int) -> float:
     try:
-        expiry = datetime.fromisoformat(str(expires_at).replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(str(expires_at).replace("Z", "+00:00")).timestamp()
     except ValueError:
-        expiry = now + TOKEN_FALLBACK_LIFETIME_SECONDS
-    return expiry - TOKEN_RENEWAL_MARGIN_SECONDS
+        return now + TOKEN_FALLBACK_LIFETIME_SECONDS
 
 
 class GitHubClient:

@@ -6,11 +6,15 @@
   `POST /orgs/{org}/actions/runners/generate-jitconfig` ("Create configuration for a
   just-in-time runner"): body `name`, `runner_group_id`, `labels` (1 to 100), optional
   `work_folder`; 201 with `runner` and `encoded_jit_config`; 422 on a bad body.
+- `DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}` and
+  `DELETE /orgs/{org}/actions/runners/{runner_id}` ("Delete a self-hosted runner"): 204, 404
+  for a runner it never registered.
 - `POST /app/installations/{id}/access_tokens`: an App JWT (RS256, `iss` = client id) buys an
   installation token (201 with `token`, `expires_at`).
 Every other call needs `Authorization: Bearer <token>` when the fake has a token, else 401.
 With `prefix="/api/v3"` the endpoints are under that path, as on GitHub Enterprise Server.
-`token_lifetime` sets how long installation tokens live (GitHub: one hour).
+`token_lifetime` sets how long installation tokens live (GitHub: one hour); while
+`token_gate` is cleared, token exchanges wait for it (a slow GitHub).
 
 A job's status: scripted answers first (`script(job_id, 500, 500, "queued")`), then
 `in_progress` once `taken(job_id)` says so, else `queued`.
@@ -33,6 +37,7 @@ import jwt
 JOB_PATH = re.compile(r"/repos/([^/]+)/([^/]+)/actions/jobs/(\d+)")
 JIT_PATH = re.compile(r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/generate-jitconfig")
 TOKEN_PATH = re.compile(r"/app/installations/(\d+)/access_tokens")
+RUNNER_PATH = re.compile(r"/(repos/[^/]+/[^/]+|orgs/[^/]+)/actions/runners/(\d+)")
 
 
 class FakeGitHub(ThreadingHTTPServer):
@@ -64,6 +69,10 @@ class FakeGitHub(ThreadingHTTPServer):
         self.taken: Callable[[int], bool] = lambda job_id: job_id in self.taken_jobs
         self.requests: list[str] = []
         self.jit_requests: list[dict[str, Any]] = []
+        self.deleted_runners: list[int] = []
+        self.token_gate = threading.Event()
+        self.token_gate.set()
+        self.token_requests = 0
         self.created_at = datetime.now(UTC) - timedelta(seconds=1)
 
     @property
@@ -188,7 +197,27 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def do_DELETE(self) -> None:
+        with self.server.lock:
+            self.server.requests.append(f"DELETE {self.path}")
+        if not self._authorised():
+            return self._answer(401, {"message": "Bad credentials"})
+        match = RUNNER_PATH.fullmatch(self._api_path())
+        with self.server.lock:
+            known = match is not None and 1 <= int(match[2]) <= len(self.server.jit_requests)
+            if known and match is not None:
+                self.server.deleted_runners.append(int(match[2]))
+        if not known:
+            return self._answer(404, {"message": "Not Found"})
+        self.send_response(204)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return None
+
     def _installation_token(self) -> None:
+        with self.server.lock:
+            self.server.token_requests += 1
+        self.server.token_gate.wait(60)
         assertion = self.headers.get("Authorization", "").removeprefix("Bearer ")
         try:
             claims = jwt.decode(assertion, self.server.app_public_key, algorithms=["RS256"])

@@ -6,6 +6,8 @@ import json
 
 import pytest
 from runner_dispatcher.contract import REASONS, QueuedJob, RejectedMessage, parse_job
+from runner_dispatcher.settings import Settings
+from webhook_router.github_api import same_origin
 
 GITHUB = "https://api.github.com"
 GHES = "https://127.0.0.7/api/v3"
@@ -98,6 +100,15 @@ REJECTED = [
     ("job_id text", text(labels=[], url=JOB, job_id="5"), GITHUB, "malformed"),
     ("run_attempt bool", text(labels=[], url=JOB, run_attempt=True), GITHUB, "malformed"),
     ("repository list", text(labels=[], url=JOB, repository=["o"]), GITHUB, "malformed"),
+    (
+        "nul in repository",
+        text(labels=[], url=JOB, repository="octo-org/octo-repo\x00x"),
+        GITHUB,
+        "malformed",
+    ),
+    ("newline in a label", text(labels=["x64\nx"], url=JOB), GITHUB, "malformed"),
+    ("nul in a label", text(labels=["x64\x00"], url=JOB), GITHUB, "malformed"),
+    ("escape in flavour", text(labels=[], url=JOB, flavour="small\x1b[2J"), GITHUB, "malformed"),
     ("not utf-8", b"\xff\xfe", GITHUB, "malformed"),
     (
         "other host",
@@ -150,3 +161,76 @@ def test_invalid_messages_are_rejected_with_a_bounded_reason(
 
     assert caught.value.reason == reason
     assert caught.value.reason in REASONS
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"job_id": 999, "repository": "victim-org/secret-repo"},
+        {"job_id": 1291536064, "repository": "Octo-Org/Octo-Repo"},
+    ],
+    ids=["another job", "same job, other case"],
+)
+def test_the_job_id_and_repository_always_come_from_the_url_github_is_asked_about(
+    extra: dict[str, object],
+) -> None:
+    """The spawner is told of the job the dispatcher checked at GitHub, whatever else.
+
+    (GitHub's published example payload itself names one repository in `repository` and
+    another in the job URL, so a disagreement is not refused.)
+    """
+    job = parse_job(text(labels=[], url=JOB, **extra), supported_labels=SUPPORTED, api_url=GITHUB)
+
+    assert (job.owner, job.repo) == ("octo-org", "octo-repo")
+    assert (job.repository, job.job_id) == ("octo-org/octo-repo", 1291536064)
+
+
+@pytest.mark.parametrize(
+    "configured",
+    ["https://GHE.example.com/api/v3", "https://ghe.example.com:443/api/v3"],
+    ids=["upper-case host", "explicit default port"],
+)
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://ghe.example.com/api/v3/repos/o/r/actions/jobs/5",
+        "https://GHE.EXAMPLE.COM:443/api/v3/repos/o/r/actions/jobs/5",
+    ],
+    ids=["as GitHub writes it", "other spelling"],
+)
+def test_ghes_base_url_spellings_accept_the_same_job_urls_the_client_will_call(
+    configured: str, url: str
+) -> None:
+    """The contract and the API client share one origin rule (github_api.same_origin)."""
+    api_url = Settings.from_env(
+        {
+            "DISPATCHER_FLAVOURS": "small",
+            "DISPATCHER_SPAWN_COMMAND": "true",
+            "DISPATCHER_GITHUB_API_URL": configured,
+        }
+    ).api_url
+
+    job = parse_job(text(labels=[], url=url), supported_labels=(), api_url=api_url)
+
+    assert job.job_id == 5
+    assert same_origin(job.url, api_url)
+    assert same_origin(job.url, configured)
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "same"),
+    [
+        ("https://api.github.com/x", "https://API.GitHub.com", True),
+        ("https://api.github.com:443/x", "https://api.github.com", True),
+        ("http://127.0.0.9:80/x", "http://127.0.0.9", True),
+        ("https://api.github.com/x", "http://api.github.com", False),
+        ("https://api.github.com:8443/x", "https://api.github.com", False),
+        ("https://u@api.github.com/x", "https://api.github.com", False),
+        ("https://api.github.com:99999/x", "https://api.github.com", False),
+        ("https://api.github.com.evil/x", "https://api.github.com", False),
+    ],
+)
+def test_same_origin_ignores_host_case_and_default_ports_only(
+    url: str, base: str, same: bool
+) -> None:
+    assert same_origin(url, base) is same

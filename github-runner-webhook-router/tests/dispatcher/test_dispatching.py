@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from dispatcher.support import (
     wait_until,
 )
 from helpers import free_port
+from prometheus_client import generate_latest
 from runner_dispatcher.service import Dispatcher
 from runner_dispatcher.settings import Settings
 from runner_dispatcher.spawner import SpawnRequest
@@ -190,7 +192,8 @@ def test_github_failing_then_answering_requeues_then_spawns(
     publish(broker, tmp_path, queue_name, job_text(github.job_url(8)))
     wait_until(lambda: len(spawner.requests) == 1, "the spawn")
 
-    assert spawner.attempts() == [3]  # two requeues, then the third attempt spawned
+    # Two requeues that were not attempts (nothing could be tried), then the first attempt.
+    assert spawner.attempts() == [1]
     text = metrics_text(dispatcher.health_port)
     assert (
         counter(
@@ -201,6 +204,86 @@ def test_github_failing_then_answering_requeues_then_spawns(
         )
         == 2
     )
+
+
+@brokers
+def test_a_github_outage_longer_than_the_attempts_never_uses_them_up(
+    make_dispatcher: DispatcherFactory,
+    github: FakeGitHub,
+    queue_name: str,
+    tmp_path: Path,
+    broker: str,
+) -> None:
+    """5xx, rate limiting and a refused (expired) token for more deliveries than attempts."""
+    spawner = RecordingSpawner(github)
+    dispatcher = make_dispatcher(broker, spawner, DISPATCHER_MAX_ATTEMPTS="2")
+    github.script(13, 503, 500, 429, 401, 502, 403, 503)
+
+    publish(broker, tmp_path, queue_name, job_text(github.job_url(13)))
+    wait_until(lambda: len(spawner.requests) == 1, "the spawn once GitHub is back")
+    wait_until(
+        lambda: (
+            counter(
+                metrics_text(dispatcher.health_port),
+                "dispatcher_messages_acked_total",
+                flavour=queue_name,
+                reason="picked_up",
+            )
+            == 1
+        ),
+        "the acknowledgement",
+    )
+
+    assert spawner.attempts() == [1]
+    text = metrics_text(dispatcher.health_port)
+    assert (
+        counter(
+            text,
+            "dispatcher_messages_requeued_total",
+            flavour=queue_name,
+            reason="github_unavailable",
+        )
+        == 7
+    )
+    assert "dispatcher_messages_rejected_total{" not in text
+
+
+@brokers
+def test_a_job_github_stays_unavailable_for_past_the_outage_bound_is_rejected(
+    make_dispatcher: DispatcherFactory,
+    github: FakeGitHub,
+    queue_name: str,
+    tmp_path: Path,
+    broker: str,
+) -> None:
+    """The bound is the time since the first unavailable requeue, carried in a header."""
+    spawner = RecordingSpawner(github)
+    dispatcher = make_dispatcher(broker, spawner, DISPATCHER_GITHUB_OUTAGE_MAX_SECONDS="3600")
+    github.script(14, 503)
+    since = int(time.time()) - 3601
+
+    publish(
+        broker,
+        tmp_path,
+        queue_name,
+        job_text(github.job_url(14)),
+        {"X-Dispatcher-Unavailable": 40, "X-Dispatcher-Unavailable-Since": since},
+    )
+    wait_until(
+        lambda: (
+            counter(
+                metrics_text(dispatcher.health_port),
+                "dispatcher_messages_rejected_total",
+                flavour=queue_name,
+                reason="github_unavailable_too_long",
+            )
+            == 1
+        ),
+        "the rejection",
+    )
+
+    assert spawner.requests == []
+    assert drain(broker, tmp_path, queue_name) == []
 
 
 @brokers
@@ -410,22 +493,41 @@ def test_jit_config_is_requested_and_handed_to_the_spawner(
 
 
 def test_health_is_503_while_the_broker_is_unreachable_and_200_when_consuming(
-    make_dispatcher: DispatcherFactory, github: FakeGitHub, tmp_path: Path
+    github: FakeGitHub, queue_name: str, tmp_path: Path
 ) -> None:
-    env = base_env(github, "nowhere", tmp_path, f"redis://127.0.0.1:{free_port()}/0")
-    env["DISPATCHER_BROKER_TIMEOUT_SECONDS"] = "0.5"
-    unreachable = Dispatcher(Settings.from_env(env), spawner=RecordingSpawner(github))
-    unreachable.start()
-    try:
-        health = f"http://127.0.0.1:{unreachable.health_port}/health"
-        assert requests.get(health, timeout=5).status_code == 503
-    finally:
-        unreachable.stop()
-        assert unreachable.wait(timeout=30)
+    """503 is asserted only once the consumers have failed to connect (a broker error).
 
-    consuming = make_dispatcher(BROKERS["redis"], RecordingSpawner(github))
-    health = f"http://127.0.0.1:{consuming.health_port}/health"
-    assert requests.get(health, timeout=5).json() == {"consumers": 2, "connected": 2}
+    Right after start a healthy dispatcher answers 503 too (not yet connected); the same
+    steps against the reachable Redis must end in 200.
+    """
+    answers = {}
+    for name, broker in [
+        ("unreachable", f"redis://127.0.0.1:{free_port()}/0"),
+        ("reachable", BROKERS["redis"]),
+    ]:
+        env = base_env(github, queue_name, tmp_path, broker)
+        env["DISPATCHER_BROKER_TIMEOUT_SECONDS"] = "0.5"
+        dispatcher = Dispatcher(Settings.from_env(env), spawner=RecordingSpawner(github))
+        dispatcher.start()
+        try:
+            health = f"http://127.0.0.1:{dispatcher.health_port}/health"
+            if name == "unreachable":
+                wait_until(
+                    lambda d=dispatcher: (  # type: ignore[misc]
+                        counter(metrics_text(d.health_port), "dispatcher_broker_errors_total") >= 2
+                    ),
+                    "the consumers' connection failures",
+                )
+            else:
+                wait_until(dispatcher.healthy, "the consumers to connect")
+            response = requests.get(health, timeout=5)
+            answers[name] = (response.status_code, response.json())
+        finally:
+            dispatcher.stop()
+            assert dispatcher.wait(timeout=30)
+
+    assert answers["unreachable"] == (503, {"consumers": 2, "connected": 0})
+    assert answers["reachable"] == (200, {"consumers": 2, "connected": 2})
 
 
 def test_offline_demo_spawns_without_calling_github(
@@ -533,3 +635,87 @@ def test_a_busy_consumer_holds_no_second_message_another_dispatcher_could_serve(
 
     assert idle.requests[0].job.job_id == 42
     wait_until(lambda: len(busy.requests) == 1, "the busy spawn to finish")
+
+
+@brokers
+@pytest.mark.parametrize("max_attempts", ["1", "5"])
+def test_stopping_after_a_spawn_hands_the_job_back_for_the_next_dispatcher_to_watch(
+    make_dispatcher: DispatcherFactory,
+    github: FakeGitHub,
+    queue_name: str,
+    tmp_path: Path,
+    broker: str,
+    max_attempts: str,
+) -> None:
+    """The runner is booting when the dispatcher is stopped (a rolling restart).
+
+    The job goes back with its attempt count (so even the last attempt is not rejected)
+    and marked spawned; the next dispatcher watches for the pickup instead of spawning a
+    second runner, and acknowledges once the first runner takes the job.
+    """
+    slow_pickup = {
+        "DISPATCHER_CONSUMERS": "1",
+        "DISPATCHER_MAX_ATTEMPTS": max_attempts,
+        "DISPATCHER_PICKUP_INTERVAL_SECONDS": "0.2",
+        "DISPATCHER_PICKUP_POLLS": "300",
+        "DISPATCHER_REDIS_VISIBILITY_TIMEOUT_SECONDS": "3600",
+    }
+    first = RecordingSpawner(github, take_job=False)
+    stopped = make_dispatcher(broker, first, **slow_pickup)
+    publish(broker, tmp_path, queue_name, job_text(github.job_url(15)))
+    wait_until(lambda: len(first.requests) == 1, "the spawn")
+    stopped.stop()
+    assert stopped.wait(timeout=30)
+    assert (
+        counter(
+            metrics_text_of(stopped),
+            "dispatcher_messages_requeued_total",
+            flavour=queue_name,
+            reason="stopping",
+        )
+        >= 1  # a copy delivered while it stops is handed back untouched too
+    )
+    assert "dispatcher_messages_rejected_total{" not in metrics_text_of(stopped)
+
+    second = RecordingSpawner(github, take_job=False)
+    watching = make_dispatcher(broker, second, **slow_pickup)
+    looked = github.gets(15)
+    wait_until(lambda: github.gets(15) >= looked + 3, "the next dispatcher to watch the job")
+    with github.lock:
+        github.taken_jobs.add(15)  # the first runner has booted
+    wait_until(
+        lambda: (
+            counter(
+                metrics_text(watching.health_port),
+                "dispatcher_messages_acked_total",
+                flavour=queue_name,
+                reason="picked_up",
+            )
+            == 1
+        ),
+        "the acknowledgement",
+    )
+
+    assert second.requests == []
+    assert len(first.requests) == 1
+    assert drain(broker, tmp_path, queue_name) == []
+
+
+def metrics_text_of(dispatcher: Dispatcher) -> str:
+    """The metrics of a dispatcher whose server has closed (read from its registry)."""
+    return generate_latest(dispatcher.metrics.registry).decode()
+
+
+def test_a_failed_spawns_jit_runner_is_deleted_from_github(
+    make_dispatcher: DispatcherFactory, github: FakeGitHub, queue_name: str, tmp_path: Path
+) -> None:
+    spawner = RecordingSpawner(github, failures=1)
+    broker = BROKERS["amqp"]
+    make_dispatcher(broker, spawner, DISPATCHER_JIT_CONFIG="true")
+
+    publish(broker, tmp_path, queue_name, job_text(github.job_url(32), ["x64"]))
+    wait_until(lambda: len(spawner.requests) == 2, "the failed spawn and the next attempt")
+    wait_until(lambda: github.gets(32) >= 3, "the pickup poll")
+
+    assert [request.runner_id for request in spawner.requests] == [1, 2]
+    assert github.deleted_runners == [1]  # the failed spawn's runner; not the started one

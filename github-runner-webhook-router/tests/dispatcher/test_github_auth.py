@@ -6,6 +6,7 @@ documented contract of the installation-token, jobs and generate-jitconfig endpo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -111,3 +112,43 @@ def test_credentials_are_never_sent_to_another_host(app_github: FakeGitHub) -> N
         client = GitHubClient(app_github.url, TokenSource(app_github.url, "ghp_x"), session)
         with pytest.raises(ApiError, match="another host"):
             client.call("GET", "http://127.0.0.2:1/repos/o/r/actions/jobs/1")
+
+
+def test_a_token_renewal_holds_up_no_other_thread_while_the_old_token_is_still_valid(
+    app_key: rsa.RSAPrivateKey,
+) -> None:
+    """One thread renews (GitHub slow to answer); another meanwhile uses the valid token.
+
+    The fake holds the second token exchange until released; a thread that waited for the
+    renewal would not return before that.
+    """
+    # Five minutes: renewal due at once (the margin), the token valid for five more minutes.
+    fake = FakeGitHub(
+        app_public_key=app_key.public_key(),
+        app_client_id=CLIENT_ID,
+        token_lifetime=timedelta(seconds=300),
+    )
+    with running(fake) as server:
+        tokens = TokenSource(server.url, AppCredentials(CLIENT_ID, "99", pem(app_key)))
+        with requests.Session() as session:
+            first = tokens.token(session)
+        server.token_gate.clear()
+        results: dict[str, str] = {}
+
+        def take(name: str) -> None:
+            with requests.Session() as own:
+                results[name] = tokens.token(own)
+
+        renewer = threading.Thread(target=take, args=("renewer",))
+        renewer.start()
+        try:
+            wait_until(lambda: server.token_requests == 2, "the slow renewal to start")
+            other = threading.Thread(target=take, args=("other",))
+            other.start()
+            other.join(timeout=30)
+            assert results.get("other") == first  # returned while the renewal still waits
+        finally:
+            server.token_gate.set()
+            renewer.join(timeout=30)
+        assert results["renewer"] == server.installation_token
+        assert server.tokens_issued == 2

@@ -67,10 +67,12 @@ class Pipeline:
             "DISPATCHER_BACKOFF_MAX_SECONDS": "0.2",
             "DISPATCHER_PICKUP_INTERVAL_SECONDS": "0.05",
             "DISPATCHER_PICKUP_POLLS": "3",
-            "DISPATCHER_SPAWN_TIMEOUT_SECONDS": "3",
-            "DISPATCHER_GITHUB_TIMEOUT_SECONDS": "1",
+            # Generous bounds on a shared 2-core machine (the fake answers in milliseconds);
+            # the longest hold (about 30 s) stays under Redis's visibility timeout.
+            "DISPATCHER_SPAWN_TIMEOUT_SECONDS": "5",
+            "DISPATCHER_GITHUB_TIMEOUT_SECONDS": "3",
             "DISPATCHER_BROKER_TIMEOUT_SECONDS": "1",
-            "DISPATCHER_REDIS_VISIBILITY_TIMEOUT_SECONDS": "12",
+            "DISPATCHER_REDIS_VISIBILITY_TIMEOUT_SECONDS": "40",
             "DISPATCHER_LOG_LEVEL": "INFO",
             **overrides,
         }
@@ -198,6 +200,49 @@ def test_dispatcher_killed_mid_spawn_leaves_the_job_to_another_dispatcher(
     assert pipeline.spawns.spawned(job) == 1
 
 
+@pytest.mark.parametrize("broker", [BROKERS["amqp"], None], ids=["amqp", "embedded"])
+def test_dispatcher_killed_while_watching_for_the_pickup_leaves_the_runner_to_be_watched(
+    pipeline_on: Callable[[str | None], Pipeline], broker: str | None
+) -> None:
+    """SIGKILL after a successful spawn, while the runner boots: no second runner.
+
+    The message comes back (RabbitMQ's redelivery; the held-message journal on the
+    embedded broker); the next dispatcher watches the job for the pickup window before
+    spawning, and sees the first runner take it.
+    """
+    pipeline = pipeline_on(broker)
+    job = next(_ids)
+    booting = {job}
+    pipeline.github.taken = lambda job_id: (
+        pipeline.spawns.spawned(job_id) > 0 and job_id not in booting
+    )
+    watch_long = {"DISPATCHER_PICKUP_POLLS": "60", "DISPATCHER_PICKUP_INTERVAL_SECONDS": "0.5"}
+    victim = pipeline.dispatcher(**watch_long)
+
+    assert pipeline.router.post(job_payload(job, X64, "queued", pipeline.github.url)) == 200
+    wait_until(lambda: pipeline.spawns.spawned(job) == 1, "the spawn")
+    looked = pipeline.github.gets(job)
+    wait_until(lambda: pipeline.github.gets(job) > looked, "the pickup polling")
+    victim.kill()
+    successor = pipeline.dispatcher(**watch_long)
+    wait_until(
+        lambda: successor.metric("dispatcher_messages_consumed_total") >= 1,
+        "the successor to get the job back",
+    )
+    looked = pipeline.github.gets(job)
+    wait_until(lambda: pipeline.github.gets(job) >= looked + 2, "the successor to look")
+    booting.clear()  # the first runner takes the job
+
+    wait_until(pipeline.settled, "every message to have an outcome")
+    assert pipeline.spawns.spawned(job) == 1
+    assert (
+        successor.metric(
+            "dispatcher_messages_acked_total", flavour=pipeline.small, reason="picked_up"
+        )
+        == 1
+    )
+
+
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server of this test's own, which it may stop and start."""
@@ -250,7 +295,8 @@ def test_github_answering_500_then_200_gets_the_job_requeued_then_spawned(
     assert pipeline.router.post(job_payload(job, X64, "queued", pipeline.github.url)) == 200
     wait_until(lambda: pipeline.spawns.spawned(job) == 1, "the spawn")
 
-    assert pipeline.spawns.lines() == [("ok", job, 2)]
+    # A requeue because GitHub failed is not an attempt: the spawn is attempt 1.
+    assert pipeline.spawns.lines() == [("ok", job, 1)]
     requeued = dispatcher.metric(
         "dispatcher_messages_requeued_total", flavour=pipeline.small, reason="github_unavailable"
     )
@@ -364,4 +410,4 @@ def test_sigterm_during_a_spawn_lets_it_finish_and_requeues_the_job(
 
     wait_until(lambda: pipeline.spawns.spawned(job) == 1, "the spawn by the next dispatcher")
     assert pipeline.spawns.lines() == [("ok", job, 2)]
-    assert stopping.log_path.read_text().count("spawner still running after 3 s: killed") == 1
+    assert stopping.log_path.read_text().count("spawner still running after 5 s: killed") == 1

@@ -25,8 +25,11 @@ def test_defaults_follow_the_last_consumers_attempts_and_backoff() -> None:
     assert (settings.pickup_interval_seconds, settings.pickup_polls) == (10, 30)
     assert settings.consumers == 16
     # Within Redis's visibility timeout and RabbitMQ's default consumer_timeout (30 minutes).
-    assert settings.longest_hold_seconds() == 480 + 600 + 10 * 30 + 10 * 33
+    # Backoff, spawn, pickup window, GitHub calls (token, job, JIT, delete, polls), broker.
+    assert settings.longest_hold_seconds() == 480 + 600 + 10 * 30 + 10 * 34 + 5 * 3
     assert settings.longest_hold_seconds() < 1800
+    assert settings.rabbitmq_consumer_timeout_seconds == 1800
+    assert settings.github_outage_max_seconds == 86400
     assert settings.api_url == "https://api.github.com"
     assert settings.broker_url is None  # the embedded broker
     assert settings.auth is None
@@ -118,6 +121,21 @@ def test_github_app_credentials_are_read_like_the_redelivery_tools() -> None:
             "DISPATCHER_OFFLINE_DEMO",
         ),
         ({"DISPATCHER_SPAWN_PASS_ENV": "OK,NOT-OK"}, "DISPATCHER_SPAWN_PASS_ENV"),
+        ({"DISPATCHER_SPAWN_PASS_ENV": "SPAWN_DIR,GITHUB_TOKEN"}, "DISPATCHER_SPAWN_PASS_ENV"),
+        ({"DISPATCHER_SPAWN_PASS_ENV": "GITHUB_APP_PRIVATE_KEY"}, "DISPATCHER_SPAWN_PASS_ENV"),
+        ({"DISPATCHER_SPAWN_PASS_ENV": "DISPATCHER_BROKER_URL"}, "DISPATCHER_SPAWN_PASS_ENV"),
+        (
+            # 8 attempts: a 1800 s backoff alone reaches RabbitMQ's default consumer_timeout.
+            {"DISPATCHER_BROKER_URL": "amqp://127.0.0.1//", "DISPATCHER_MAX_ATTEMPTS": "8"},
+            "DISPATCHER_RABBITMQ_CONSUMER_TIMEOUT_SECONDS",
+        ),
+        (
+            {
+                "DISPATCHER_BROKER_URL": "amqp://127.0.0.1//",
+                "DISPATCHER_RABBITMQ_CONSUMER_TIMEOUT_SECONDS": "1700",
+            },
+            "DISPATCHER_RABBITMQ_CONSUMER_TIMEOUT_SECONDS",
+        ),
         ({"GITHUB_TOKEN": "t", "GITHUB_APP_CLIENT_ID": "x"}, "GITHUB_TOKEN"),
         ({"GITHUB_APP_CLIENT_ID": "x"}, "GITHUB_APP_INSTALLATION_ID"),
         (
@@ -163,3 +181,40 @@ def test_the_command_exits_1_naming_the_variable_when_the_configuration_is_wrong
 
     assert result.returncode == 1
     assert result.stderr.startswith("error: DISPATCHER_SPAWN_COMMAND: not set")
+
+
+def test_defaults_fit_rabbitmqs_default_consumer_timeout() -> None:
+    settings = Settings.from_env({**MINIMAL, "DISPATCHER_BROKER_URL": "amqp://127.0.0.1//"})
+
+    assert settings.longest_hold_seconds() < settings.rabbitmq_consumer_timeout_seconds
+
+
+def test_a_raised_consumer_timeout_allows_more_attempts() -> None:
+    settings = Settings.from_env(
+        {
+            **MINIMAL,
+            "DISPATCHER_BROKER_URL": "amqp://127.0.0.1//",
+            "DISPATCHER_MAX_ATTEMPTS": "8",
+            "DISPATCHER_RABBITMQ_CONSUMER_TIMEOUT_SECONDS": "7200",
+        }
+    )
+
+    assert settings.max_attempts == 8
+
+
+@pytest.mark.parametrize(
+    ("configured", "normalised"),
+    [
+        ("https://GHE.Example.com/api/v3", "https://ghe.example.com/api/v3"),
+        ("https://ghe.example.com:443/api/v3/", "https://ghe.example.com/api/v3"),
+        ("HTTPS://API.GITHUB.COM", "https://api.github.com"),
+        ("http://127.0.0.5:80/api/v3", "http://127.0.0.5/api/v3"),
+        ("https://127.0.0.5:8443/api/v3", "https://127.0.0.5:8443/api/v3"),
+    ],
+)
+def test_the_api_url_is_normalised_once_host_lowercase_and_no_default_port(
+    configured: str, normalised: str
+) -> None:
+    settings = Settings.from_env({**MINIMAL, "DISPATCHER_GITHUB_API_URL": configured})
+
+    assert settings.api_url == normalised

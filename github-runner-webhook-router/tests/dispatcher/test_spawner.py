@@ -159,3 +159,70 @@ def test_demo_spawner_logs_and_succeeds(caplog: pytest.LogCaptureFixture) -> Non
 
     assert "demo spawner: would start runner large-42-1-abc" in caplog.text
     assert "JIT config given" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        "sleep 30 & echo $! > {pid}",
+        "setsid sh -c 'echo $$ > {pid}; exec sleep 30' &",
+    ],
+    ids=["background child", "background child in its own session"],
+)
+def test_a_spawner_that_starts_the_runner_in_the_background_and_exits_0_succeeds_at_once(
+    tmp_path: Path, start: str
+) -> None:
+    """The child keeps the spawner's output open for its life: only the program is waited.
+
+    The time limit (10 s) is far below the child's life (30 s): waiting for the output to
+    close would fail the spawn by timeout, or block until the child ends.
+    """
+    pid_file = tmp_path / "child.pid"
+    command = start.format(pid=pid_file) + "\nexit 0"
+    spawner = CommandSpawner(["sh", "-c", command], 10.0, {"PATH": os.environ["PATH"]})
+    try:
+        spawner.spawn(REQUEST)
+    finally:
+        deadline = time.monotonic() + 10
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            assert time.monotonic() < deadline, "the background child never started"
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        assert _alive(child)  # still running: the spawn returned before it ended
+        os.kill(child, 9)
+
+
+def test_a_failed_spawners_output_is_logged_as_a_bounded_tail_without_secrets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A `set -x` script prints the JIT config it was given; long token-like text too."""
+    token = "ghp_" + "A1b2" * 9
+    body = f"""
+import json, sys
+config = json.load(sys.stdin)["encoded_jit_config"]
+print("x" * 100_000)
+print("+ ./run.sh --jitconfig", config)
+print("+ curl -H 'Authorization: token {token}'")
+sys.exit(2)
+"""
+    spawner = CommandSpawner([sys.executable, str(script(tmp_path, body))], 30, {})
+
+    with (
+        caplog.at_level(logging.INFO, logger="runner_dispatcher.spawner"),
+        pytest.raises(SpawnError, match="status 2"),
+    ):
+        spawner.spawn(REQUEST)
+
+    assert "--jitconfig [redacted]" in caplog.text
+    assert "SECRETJIT" not in caplog.text
+    assert token not in caplog.text
+    assert len(caplog.text) < 2000
+
+
+def test_a_job_field_a_process_cannot_carry_is_a_spawn_failure_not_a_crash() -> None:
+    """Belt and braces behind the contract's control-character check: a NUL in the env."""
+    job = QueuedJob(frozenset(), JOB.url, "o", "r", 42, repository="o/r\x00x")
+    spawner = CommandSpawner(["true"], 30, {"PATH": os.environ["PATH"]})
+
+    with pytest.raises(SpawnError, match="could not start"):
+        spawner.spawn(SpawnRequest(job, "large", "large-42-1-abc", ("x64",), 1))
