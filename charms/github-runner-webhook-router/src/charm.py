@@ -5,23 +5,25 @@ from __future__ import annotations
 
 import logging
 
+import dispatcher
 import ops
 from config_check import COMMAND as CONFIG_CHECK
 from explain_routing import ExplainError, explain
 from redelivery import RedeliveryError, build_request, redeliver
 from router_config import RouterConfig
-from twelve_factor import FLASK, DatabaseSpec, TwelveFactorCharm
+from twelve_factor import FLASK, DatabaseSpec, TwelveFactorCharm, Worker
 
 logger = logging.getLogger(__name__)
 
 
 class GithubRunnerWebhookRouterCharm(TwelveFactorCharm[RouterConfig]):
-    """The 12-factor Flask charm plus the webhook redelivery action."""
+    """The 12-factor Flask charm plus the webhook actions and the optional dispatcher."""
 
     layout = FLASK
     database_spec = DatabaseSpec(relation="mongodb", kind="mongodb")
     app_metrics_port = 9103  # the router's own metrics (webhooks by outcome, publish latency)
     config_check = CONFIG_CHECK
+    worker_names = (dispatcher.SERVICE,)
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -49,6 +51,13 @@ class GithubRunnerWebhookRouterCharm(TwelveFactorCharm[RouterConfig]):
             event.set_results(explain(container, event.params, environment))
         except ExplainError as exc:
             event.fail(str(exc))
+
+    def _workers(self, config: RouterConfig, environment: dict[str, str]) -> tuple[Worker, ...]:
+        if config.dispatcher is None:
+            return ()
+        secret = config.dispatcher.github_token_secret
+        token = dispatcher.github_token(self.model, secret) if secret else None
+        return (config.dispatcher.worker(environment, config.log_level, token),)
 
     def _read_config(self) -> RouterConfig:
         return RouterConfig.from_charm_config(self.config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dispatcher import DispatcherConfig
 from twelve_factor import InvalidConfigError, WebserverConfig
 from twelve_factor.config import Config, string_option, webserver_options
 from twelve_factor.environment import config_environment
@@ -46,6 +47,7 @@ class RouterConfig:
     client_address_header: str | None = None
     trusted_proxies: str | None = None
     allowed_hosts: tuple[str, ...] = ()
+    dispatcher: DispatcherConfig | None = None
 
     @classmethod
     def from_charm_config(cls, config: Config) -> RouterConfig:
@@ -72,6 +74,7 @@ class RouterConfig:
             allowed_networks=string_option(config, "allowed-networks"),
             client_address_header=string_option(config, "client-address-header"),
             trusted_proxies=string_option(config, "trusted-proxies"),
+            dispatcher=DispatcherConfig.from_charm_config(config, flavours),
         )
 
     def environment(self) -> dict[str, str]:

@@ -8,13 +8,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import git_access
+import janitor
 import management
 import ops
 from config_check import COMMAND as CONFIG_CHECK
 from provider_config import ProviderConfig
-from twelve_factor import DatabaseSpec, TwelveFactorCharm, django
+from twelve_factor import DatabaseSpec, TwelveFactorCharm, Worker, django
 
 logger = logging.getLogger(__name__)
+
+PROXY_HOPS = "DJANGO_PROXY_HOPS"
 
 
 class HttprequestLegoProviderCharm(TwelveFactorCharm[ProviderConfig]):
@@ -22,7 +25,11 @@ class HttprequestLegoProviderCharm(TwelveFactorCharm[ProviderConfig]):
 
     layout = django("httprequest_lego_provider.wsgi:application")
     database_spec = DatabaseSpec(relation="postgresql", kind="postgresql")
+    # The provider's own metrics (api.metrics: presents, cleanups, updates by outcome, backend
+    # latency), beside the rock's statsd exporter on 9102; told to it as DJANGO_METRICS_PORT.
+    app_metrics_port = 9103
     config_check = CONFIG_CHECK
+    worker_names = (janitor.SERVICE,)
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -31,6 +38,10 @@ class HttprequestLegoProviderCharm(TwelveFactorCharm[ProviderConfig]):
         self.framework.observe(self.on.revoke_domains_action, self._on_revoke_domains_action)
         self.framework.observe(self.on.list_domains_action, self._on_list_domains_action)
         self.framework.observe(self.on.create_superuser_action, self._on_create_superuser_action)
+        self.framework.observe(
+            self.on.create_acmedns_account_action, self._on_create_acmedns_account_action
+        )
+        self.framework.observe(self.on.rotate_password_action, self._on_rotate_password_action)
 
     def _on_create_user_action(self, event: ops.ActionEvent) -> None:
         self._run_management_action(event, management.create_user)
@@ -47,8 +58,19 @@ class HttprequestLegoProviderCharm(TwelveFactorCharm[ProviderConfig]):
     def _on_create_superuser_action(self, event: ops.ActionEvent) -> None:
         self._run_management_action(event, management.create_superuser)
 
+    def _on_create_acmedns_account_action(self, event: ops.ActionEvent) -> None:
+        self._run_management_action(
+            event, management.create_acmedns_account, management.account_results
+        )
+
+    def _on_rotate_password_action(self, event: ops.ActionEvent) -> None:
+        self._run_management_action(event, management.rotate_password, management.password_results)
+
     def _run_management_action(
-        self, event: ops.ActionEvent, arguments: Callable[[Mapping[str, Any]], list[str]]
+        self,
+        event: ops.ActionEvent,
+        arguments: Callable[[Mapping[str, Any]], list[str]],
+        results: Callable[[str], dict[str, str]] = management.results,
     ) -> None:
         """Run a management command with the service's environment; report its output."""
         environment = self._workload_environment()
@@ -58,13 +80,24 @@ class HttprequestLegoProviderCharm(TwelveFactorCharm[ProviderConfig]):
         container = self.unit.get_container(self.layout.container)
         try:
             output = management.run(container, arguments(event.params), environment)
+            answer = results(output)
         except management.ManagementError as exc:
             event.fail(str(exc))
             return
-        event.set_results(management.results(output))
+        event.set_results(answer)
 
     def _read_config(self) -> ProviderConfig:
         return ProviderConfig.from_charm_config(self.config)
+
+    def _workers(self, config: ProviderConfig, environment: dict[str, str]) -> tuple[Worker, ...]:
+        del environment
+        return (janitor.worker(config.janitor_max_age),)
+
+    def _charm_environment(self, config: ProviderConfig) -> dict[str, str]:
+        # Behind the ingress, Traefik appends the client's address to X-Forwarded-For: one hop
+        # to trust. Without it nothing may set that header for the service to believe.
+        del config
+        return {PROXY_HOPS: "1"} if self.ingress_ready else {}
 
     def _prepare_workload(
         self, container: ops.Container, config: ProviderConfig, *, refresh: bool

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,6 +83,58 @@ def create_superuser(params: Mapping[str, Any]) -> list[str]:
     return command
 
 
+def create_acmedns_account(params: Mapping[str, Any]) -> list[str]:
+    """``create_acmedns_account <username> <domain> [--delegated] [...]``: prints the account.
+
+    The options are ``--allowfrom a,b`` and ``--server-url U``; the printed account file is
+    the only time its key is shown.
+    """
+    command = ["create_acmedns_account", _name(params, "username"), _name(params, "domain")]
+    if params.get("delegated") is True:
+        command.append("--delegated")
+    allowfrom = _names(params, "allowfrom")
+    if allowfrom:
+        command += ["--allowfrom", ",".join(allowfrom)]
+    server_url = str(params.get("server-url") or "").strip()
+    if server_url:
+        if server_url.startswith("-"):
+            raise ManagementError("invalid server-url: give an http:// or https:// URL")
+        command += ["--server-url", server_url]
+    return command
+
+
+def rotate_password(params: Mapping[str, Any]) -> list[str]:
+    """``rotate_password <username>`` (prints the new generated password once)."""
+    return ["rotate_password", _name(params, "username")]
+
+
+def account_results(output: str) -> dict[str, str]:
+    """The ``create-acmedns-account`` result: the account file, exactly as the command printed it.
+
+    Raises:
+        ManagementError: the output is not one JSON object (the file lego would read).
+    """
+    try:
+        account = json.loads(output)
+    except json.JSONDecodeError:
+        account = None
+    if not isinstance(account, dict) or not account:
+        raise ManagementError("unexpected output from create_acmedns_account; see juju debug-log")
+    return {"account": output}
+
+
+def password_results(output: str) -> dict[str, str]:
+    """The ``rotate-password`` result: only the new password, from the ``password:`` line.
+
+    Raises:
+        ManagementError: the command printed no password.
+    """
+    password = results(output).get("password")
+    if password is None:
+        raise ManagementError("unexpected output from rotate_password; see juju debug-log")
+    return {"password": password}
+
+
 def results(output: str) -> dict[str, str]:
     """The action results: the command's output, and the password it generated, if any.
 
@@ -121,9 +174,11 @@ def run(container: ops.Container, arguments: list[str], environment: Mapping[str
         stdout, _ = process.wait_output()
     except ops.pebble.ExecError as exc:
         stderr = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode()
-        raise ManagementError(
-            f"{arguments[0]} failed (exit {exc.exit_code}): {stderr.strip() or '(no output)'}"
-        ) from exc
+        # The last line is the command's error (CommandError: ...); the lines before it are
+        # log records (the audit trail writes one per change).
+        lines = stderr.strip().splitlines()
+        message = lines[-1].strip() if lines else "(no output)"
+        raise ManagementError(f"{arguments[0]} failed (exit {exc.exit_code}): {message}") from exc
     except (ops.pebble.ChangeError, ops.pebble.TimeoutError) as exc:
         raise ManagementError(f"{arguments[0]} did not finish: {exc}") from exc
     return stdout.strip()

@@ -45,6 +45,18 @@ def ssh_host(repo: str) -> GitHost | None:
     return GitHost(host=parts.hostname, port=port)
 
 
+def _janitor_max_age(config: Config) -> int:
+    """``janitor-max-age``: an integer (the service decides which ages it accepts).
+
+    Raises:
+        InvalidConfigError: it is not an integer.
+    """
+    value = config.get("janitor-max-age")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidConfigError("set janitor-max-age to a number of seconds")
+    return value
+
+
 @dataclass(frozen=True)
 class ProviderConfig:
     """Configuration of the lego httpreq provider, as the charm passes it on."""
@@ -56,6 +68,8 @@ class ProviderConfig:
     log_level: str | None
     allowed_hosts: tuple[str, ...]
     webserver: WebserverConfig
+    janitor_max_age: int
+    acmedns_zone: str | None = None
 
     @classmethod
     def from_charm_config(cls, config: Config) -> ProviderConfig:
@@ -78,8 +92,17 @@ class ProviderConfig:
             log_level=string_option(config, "log-level"),
             allowed_hosts=tuple(host.strip() for host in hosts.split(",") if host.strip()),
             webserver=webserver_options(config, request_deadline=REQUEST_DEADLINE_SECONDS),
+            janitor_max_age=_janitor_max_age(config),
+            acmedns_zone=string_option(config, "acmedns-zone"),
         )
 
     def environment(self) -> dict[str, str]:
         """``DJANGO_<OPTION>`` variables; the key and known hosts travel as files instead."""
-        return config_environment(PREFIX, {"git-repo": self.git_repo, "log-level": self.log_level})
+        return config_environment(
+            PREFIX,
+            {
+                "git-repo": self.git_repo,
+                "log-level": self.log_level,
+                "acmedns-zone": self.acmedns_zone,
+            },
+        )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import stat
+import subprocess
+import sys
 
 import pytest
 from charm import HttprequestLegoProviderCharm
@@ -64,7 +66,8 @@ def test_pebble_ready_writes_ssh_files_migrates_then_starts(ctx):
     assert stat.S_IMODE(ssh_dir.stat().st_mode) == 0o700
     check, migration = ctx.exec_history[CONTAINER]
     assert tuple(check.command) == CONFIG_CHECK  # the service's own check comes first
-    assert check.environment == migration.environment
+    # The check sees what the janitor worker runs with too: the service validates it.
+    assert check.environment == {**migration.environment, "DJANGO_JANITOR_MAX_AGE": "10800"}
     assert tuple(migration.command) == MIGRATE
     assert migration.working_dir == "/django/app"
     assert migration.user == "_daemon_"
@@ -233,3 +236,82 @@ def test_changing_only_the_key_or_host_keys_restarts_the_service(ctx, option, va
 
     assert service_environment(out)["DJANGO_GIT_CREDENTIALS_SHA256"] != before
     assert migrations(ctx) == 2  # migrated again before the restart
+
+
+def service_reads(environment: dict[str, str], expression: str) -> object:
+    """What the real service makes of the environment: ``expression`` evaluated in its source.
+
+    The service's own readers (``ClientAddressConfig``, ``OperationsSettings``), imported from
+    its source as the workload imports them.
+    """
+    program = (
+        "import json, os\n"
+        "from httprequest_lego_provider.environment import ClientAddressConfig\n"
+        "from api.operations import OperationsSettings\n"
+        f"print(json.dumps({expression}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=PROVIDER.workload_source,
+        env={**environment, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+PROXY_HOPS = "ClientAddressConfig.from_env(os.environ).proxy_hops"
+
+
+def test_behind_the_ingress_the_service_trusts_one_forwarded_hop(ctx):
+    ingress = ingress_relation("https://lego.example/")
+    state = with_relation(ready_state(), ingress)
+
+    out = ctx.run(ctx.on.relation_changed(ingress, remote_unit=0), state)
+
+    environment = service_environment(out)
+    assert environment["DJANGO_PROXY_HOPS"] == "1"
+    assert service_reads(environment, PROXY_HOPS) == 1
+
+
+def test_without_the_ingress_no_forwarded_address_is_trusted(ctx):
+    state = ready_state()
+
+    out = ctx.run(ctx.on.pebble_ready(state.get_container(CONTAINER)), state)
+
+    environment = service_environment(out)
+    assert "DJANGO_PROXY_HOPS" not in environment
+    assert service_reads(environment, PROXY_HOPS) == 0
+
+
+def test_when_the_ingress_leaves_the_forwarded_hop_is_no_longer_trusted(ctx):
+    ingress = ingress_relation("https://lego.example/")
+    state = with_relation(ready_state(), ingress)
+    behind = ctx.run(ctx.on.relation_changed(ingress, remote_unit=0), state)
+    assert service_environment(behind)["DJANGO_PROXY_HOPS"] == "1"
+
+    out = ctx.run(ctx.on.relation_broken(behind.get_relation(ingress.id)), behind)
+
+    assert "DJANGO_PROXY_HOPS" not in service_environment(out)
+
+
+def test_prometheus_scrapes_the_providers_own_metrics_beside_gunicorns(ctx):
+    metrics = testing.Relation("metrics-endpoint")
+    state = with_relation(ready_state(), metrics)
+
+    out = ctx.run(ctx.on.relation_joined(metrics, remote_unit=0), state)
+
+    jobs = json.loads(out.get_relation(metrics.id).local_app_data["scrape_jobs"])
+    assert jobs == [
+        {"metrics_path": "/metrics", "static_configs": [{"targets": ["*:9102"]}]},
+        {"metrics_path": "/metrics", "static_configs": [{"targets": ["*:9103"]}]},
+    ]
+    environment = service_environment(out)
+    assert environment["DJANGO_METRICS_PORT"] == "9103"
+    # The port the service really serves its metrics on is the one scraped.
+    assert (
+        service_reads(environment, "OperationsSettings.from_env(os.environ).metrics_port") == 9103
+    )

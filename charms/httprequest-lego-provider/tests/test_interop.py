@@ -6,6 +6,8 @@ cannot run here (the PostgreSQL server itself is tested by the service's own sui
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from testing_support.interop_contract import (
     InteropContract,
@@ -43,3 +45,24 @@ class TestProviderInterop(InteropContract):
         alerts = self.published_alerts(ctx)
 
         assert {"TargetDown", "HighServerErrorRatio", "DnsBackendUnavailable"} <= alerts
+
+    def test_the_dashboard_shows_the_providers_own_metrics_by_their_real_names(self, ctx):
+        dashboard = self.shipped_dashboard(ctx)
+        source = (PROVIDER.workload_source / "api" / "metrics.py").read_text()
+
+        expressions = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+        used = {
+            re.sub(r"_(total|bucket)$", "", m)
+            for m in re.findall(r"lego_provider_\w+", expressions)
+        }
+        assert used == {
+            "lego_provider_record_changes",
+            "lego_provider_backend_seconds",
+            "lego_provider_push_retries",
+            "lego_provider_push_conflicts",
+            "lego_provider_authentication_failures",
+            "lego_provider_records_published",
+            "lego_provider_records_oldest_age_seconds",
+        }
+        for name in used:  # the service's metrics module defines each one
+            assert f'"{name}"' in source, name

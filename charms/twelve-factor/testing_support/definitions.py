@@ -13,7 +13,8 @@ import yaml
 
 from testing_support.subject import CharmUnderTest
 
-CONFIG_TYPES = {"string": str, "int": int, "boolean": bool, "float": float}
+# Juju's option types; a `secret` option holds a secret URI (Juju 3.1+).
+CONFIG_TYPES = {"string": str, "int": int, "boolean": bool, "float": float, "secret": str}
 PARAM_TYPES = {"string", "integer", "number", "boolean", "array", "object"}
 
 

@@ -163,6 +163,8 @@ class EventContract:
         )
         statuses = out.get_container(self.subject.container).service_statuses
         assert statuses[self.subject.service] == pebble.ServiceStatus.INACTIVE
+        # Its workers too (they run with the same credentials).
+        assert set(statuses.values()) == {pebble.ServiceStatus.INACTIVE}, statuses
 
     def test_without_the_database_the_unit_is_blocked(self, ctx: testing.Context[Any]) -> None:
         state = self.subject.ready_state(relations={self.subject.peer_relation()}, secrets=set())

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from twelve_factor import FLASK, InvalidConfigError, WebserverConfig, django
 from twelve_factor.config import string_option, webserver_options
-from twelve_factor.workload import build_layer
+from twelve_factor.workload import Worker, build_layer, retired_layer
 
 SERVER = WebserverConfig(
     worker_class="gthread", workers=3, threads=8, timeout=60, keepalive=2, worker_connections=9
@@ -35,6 +35,49 @@ def test_flask_layer_runs_gunicorn_as_daemon_user_on_port_8000():
     assert service.working_dir == "/flask/app"
     assert service.environment == {"FLASK_X": "1"}
     assert layer.checks["flask-ready"].tcp == {"port": 8000}
+
+
+def test_a_worker_runs_beside_gunicorn_with_the_apps_environment_and_its_own():
+    worker = Worker(
+        name="queue-worker",
+        command=("/bin/python3", "-m", "consumer"),
+        environment={"QUEUE_X": "2", "FLASK_X": "worker"},
+        health_url="http://127.0.0.1:9104/health",
+        kill_delay="20s",
+    )
+
+    layer = build_layer(FLASK, {"FLASK_X": "1", "FLASK_Y": "1"}, SERVER, [worker])
+
+    service = layer.services["queue-worker"]
+    assert service.command == "/bin/python3 -m consumer"
+    assert service.user == "_daemon_"
+    assert service.working_dir == "/flask/app"
+    assert service.environment == {"FLASK_X": "worker", "FLASK_Y": "1", "QUEUE_X": "2"}
+    assert service.kill_delay == "20s"
+    assert service.on_check_failure == {"queue-worker-health": "restart"}
+    assert layer.services["flask"].environment == {"FLASK_X": "1", "FLASK_Y": "1"}
+    check = layer.checks["queue-worker-health"]
+    assert check.http == {"url": "http://127.0.0.1:9104/health"}
+    assert check.to_dict().get("level") is None  # never the pod's liveness or readiness
+
+
+def test_a_retired_worker_without_a_check_gets_none():
+    layer = retired_layer(["queue-worker"], [])
+
+    assert layer.checks == {}  # merging a check that is not there would create a broken one
+
+
+def test_a_retired_worker_and_its_check_are_disabled():
+    layer = retired_layer(["queue-worker"], ["queue-worker-health"])
+
+    assert layer.services["queue-worker"].to_dict() == {
+        "override": "merge",
+        "startup": "disabled",
+    }
+    assert layer.checks["queue-worker-health"].to_dict() == {
+        "override": "merge",
+        "startup": "disabled",
+    }
 
 
 def test_django_layout():

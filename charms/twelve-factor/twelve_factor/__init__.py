@@ -9,7 +9,14 @@ from twelve_factor.charm import (
     InvalidConfigError,
     TwelveFactorCharm,
 )
-from twelve_factor.workload import FLASK, Framework, WebserverConfig, WorkloadError, django
+from twelve_factor.workload import (
+    FLASK,
+    Framework,
+    WebserverConfig,
+    Worker,
+    WorkloadError,
+    django,
+)
 
 __all__ = [
     "FLASK",
@@ -19,6 +26,7 @@ __all__ = [
     "InvalidConfigError",
     "TwelveFactorCharm",
     "WebserverConfig",
+    "Worker",
     "WorkloadError",
     "django",
 ]

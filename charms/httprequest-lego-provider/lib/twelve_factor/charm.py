@@ -32,10 +32,14 @@ from twelve_factor.workload import (
     ConfigRefusedError,
     Framework,
     WebserverConfig,
+    Worker,
     WorkloadError,
     build_layer,
     check_configuration,
+    health_check,
+    layer_changed,
     proxy_environment,
+    retired_layer,
     run_migrations,
     service_changed,
     service_is_running,
@@ -111,6 +115,9 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
     # The service's own configuration check, run in the workload (see check_configuration)
     # before every (re)start: exit 2 and a message on standard error refuse the configuration.
     config_check: ClassVar[tuple[str, ...] | None] = None
+    # Every worker service the charm may run (see _workers): one it no longer wants is stopped
+    # and kept from starting again.
+    worker_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
@@ -240,6 +247,11 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
         event.add_status(ops.ActiveStatus())
 
     @property
+    def ingress_ready(self) -> bool:
+        """Whether the ingress provider has sent a URL (requests then reach us through it)."""
+        return self._ingress.url is not None
+
+    @property
     def charm_source(self) -> Path:
         """The charm's ``src/`` folder (where its module is), also holding dashboards and rules."""
         return Path(inspect.getfile(type(self))).resolve().parent
@@ -274,6 +286,28 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
         del container, config, refresh
         return {}
 
+    def _workers(self, config: ConfigT, environment: dict[str, str]) -> tuple[Worker, ...]:
+        """The processes to run beside the web server, all named in ``worker_names``.
+
+        Args:
+            config: the validated configuration.
+            environment: the web server's environment (the workers get it too).
+
+        Raises:
+            WorkloadError: a worker cannot be configured (the message is the blocked status).
+        """
+        del config, environment
+        return ()
+
+    def _charm_environment(self, config: ConfigT) -> dict[str, str]:
+        """Variables the charm derives from the model for its service (none by default).
+
+        Read on every reconcile, after the options and integrations, so a change of what they
+        depend on (an integration appearing or leaving) restarts the service with the new value.
+        """
+        del config
+        return {}
+
     # The reconcile path.
 
     def _reconcile(self, *, refresh: bool = False) -> None:
@@ -295,16 +329,25 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
         try:
             extra = self._prepare_workload(container, config, refresh=refresh)
             environment = self._environment(config) | extra
-            layer = build_layer(self.layout, environment, config.webserver)
+            workers = self._workers(config, environment)
+            layer = build_layer(self.layout, environment, config.webserver, workers)
             changed = service_changed(container, layer, self.layout.service)
-            if changed or not service_is_running(container, self.layout.service):
+            if (
+                changed
+                or not service_is_running(container, self.layout.service)
+                or layer_changed(container, layer)
+            ):
                 if self.config_check is not None:
-                    check_configuration(
-                        self.layout, container, list(self.config_check), environment
-                    )
-                run_migrations(self.layout, container, environment)
+                    # The check sees the workers' variables too: the service validates them.
+                    checked = environment.copy()
+                    for worker in workers:
+                        checked |= worker.environment
+                    check_configuration(self.layout, container, list(self.config_check), checked)
+                if changed or not service_is_running(container, self.layout.service):
+                    run_migrations(self.layout, container, environment)
                 container.add_layer(LAYER_LABEL, layer, combine=True)
                 container.replan()
+            self._retire_workers(container, {worker.name for worker in workers})
         except ConfigRefusedError as exc:
             logger.error("the service refuses the configuration: %s", exc)
             self._workload_problem = ops.BlockedStatus(f"{exc} (fix the matching charm option)")
@@ -317,6 +360,27 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
         self.unit.set_ports(APP_PORT)
         self._ingress.port_opened = True
         self._ingress.publish()
+
+    def _retire_workers(self, container: ops.Container, wanted: set[str]) -> None:
+        """Stop the workers the configuration no longer asks for, and keep them stopped."""
+        plan = container.get_plan()
+        retired = [
+            name
+            for name in self.worker_names
+            if name not in wanted
+            and name in plan.services
+            and plan.services[name].startup != "disabled"
+        ]
+        if not retired:
+            return
+        logger.info("stopping the workers no longer configured: %s", ", ".join(retired))
+        checks = [health_check(name) for name in retired if health_check(name) in plan.checks]
+        container.add_layer(LAYER_LABEL, retired_layer(retired, checks), combine=True)
+        for name in retired:
+            if service_is_running(container, name):
+                container.stop(name)
+        if checks:
+            container.stop_checks(*checks)
 
     def _publish(self) -> None:
         """Republish everything the unit says over its relations (cheap and idempotent)."""
@@ -351,10 +415,15 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
         return self._database is not None and self._database.connection() is None
 
     def _stop_service(self, container: ops.Container) -> None:
-        """Stop the workload whose database credentials are gone (they no longer work)."""
-        if service_is_running(container, self.layout.service):
-            logger.info("stopping %s: its database is gone", self.layout.service)
-            container.stop(self.layout.service)
+        """Stop the workload whose database credentials are gone (they no longer work).
+
+        The workers too: they run with the same credentials. The next successful reconcile
+        starts them again (replan starts every enabled service).
+        """
+        for name in (self.layout.service, *self.worker_names):
+            if service_is_running(container, name):
+                logger.info("stopping %s: its database is gone", name)
+                container.stop(name)
 
     def _environment(self, config: ConfigT) -> dict[str, str]:
         """The full workload environment: config options, app settings, integrations."""
@@ -371,7 +440,7 @@ class TwelveFactorCharm(ops.CharmBase, Generic[ConfigT]):
             connection = self._database.connection()
             if connection is not None:
                 environment |= connection.environment()
-        return environment
+        return environment | self._charm_environment(config)
 
     def _workload_environment(self) -> dict[str, str] | None:
         """The environment the running service has (for commands run from actions)."""

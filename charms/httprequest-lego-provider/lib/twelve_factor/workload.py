@@ -8,8 +8,8 @@ serves port 9102) in ``/<framework>/gunicorn.conf.py``, the service running as `
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import ops
 
@@ -106,15 +106,93 @@ class WebserverConfig:
         ]
 
 
+WORKER_SUFFIX = "-worker"
+
+
+def health_check(worker: str) -> str:
+    """The name of a worker's health check."""
+    return f"{worker}-health"
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A process beside the web server, on every unit: paas-charm's ``*-worker`` services.
+
+    It runs in the app's folder as the app's user, with the app's environment plus its own
+    variables, and is restarted by Pebble when its HTTP health check keeps failing. The check
+    has no level: Juju turns the ``alive`` and ``ready`` levels into the pod's probes, and a
+    worker whose backend is down must not get the web server's container killed.
+
+    Attributes:
+        name: the Pebble service, ending in ``-worker``.
+        command: the program and its arguments (a fixed command, never a shell line).
+        environment: variables added to the app's environment (they win).
+        health_url: what the check asks (``http://127.0.0.1:<port>/health``); 2xx is healthy.
+        kill_delay: how long Pebble waits after SIGTERM before SIGKILL (Pebble's duration).
+    """
+
+    name: str
+    command: tuple[str, ...]
+    environment: Mapping[str, str] = field(default_factory=dict)
+    health_url: str | None = None
+    kill_delay: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name.endswith(WORKER_SUFFIX):  # pragma: no cover (a programming error)
+            raise ValueError(f"a worker's service name ends in {WORKER_SUFFIX}: {self.name}")
+
+    @property
+    def check(self) -> str:
+        """The name of the worker's health check."""
+        return health_check(self.name)
+
+    def service(
+        self, framework: Framework, environment: Mapping[str, str]
+    ) -> ops.pebble.ServiceDict:
+        """The Pebble service definition."""
+        service: ops.pebble.ServiceDict = {
+            "override": "replace",
+            "summary": f"{self.name} of the {framework.name} application",
+            "command": " ".join(self.command),
+            "startup": "enabled",
+            "user": SERVICE_USER,
+            "working-dir": framework.app_dir,
+            "environment": {**environment, **self.environment},
+        }
+        if self.kill_delay is not None:
+            service["kill-delay"] = self.kill_delay
+        if self.health_url is not None:
+            service["on-check-failure"] = {self.check: "restart"}
+        return service
+
+
+def retired_layer(names: Sequence[str], checks: Sequence[str]) -> ops.pebble.Layer:
+    """A layer that keeps workers no longer wanted from starting again (Pebble cannot remove).
+
+    Args:
+        names: the worker services to disable.
+        checks: their health checks in the plan (a merge must not create a check).
+    """
+    layer: ops.pebble.LayerDict = {
+        "services": {name: {"override": "merge", "startup": "disabled"} for name in names},
+        "checks": {name: {"override": "merge", "startup": "disabled"} for name in checks},
+    }
+    return ops.pebble.Layer(layer)
+
+
 def build_layer(
-    framework: Framework, environment: Mapping[str, str], webserver: WebserverConfig
+    framework: Framework,
+    environment: Mapping[str, str],
+    webserver: WebserverConfig,
+    workers: Sequence[Worker] = (),
 ) -> ops.pebble.Layer:
-    """The Pebble layer that runs the app under gunicorn on port 8000.
+    """The Pebble layer that runs the app under gunicorn on port 8000, and its workers.
 
     Args:
         framework: the framework layout.
         environment: the workload environment.
         webserver: gunicorn settings.
+        workers: the processes to run beside the web server.
 
     Returns:
         The layer.
@@ -130,11 +208,20 @@ def build_layer(
         f"0.0.0.0:{APP_PORT}",
         *webserver.arguments(),
     ]
+    services: dict[str, ops.pebble.ServiceDict] = {
+        worker.name: worker.service(framework, environment) for worker in workers
+    }
+    checks: dict[str, ops.pebble.CheckDict] = {
+        worker.check: {"override": "replace", "http": {"url": worker.health_url}}
+        for worker in workers
+        if worker.health_url is not None
+    }
     return ops.pebble.Layer(
         {
             "summary": f"{framework.name} application",
             "description": "gunicorn serving the application, managed by the charm",
             "services": {
+                **services,
                 framework.service: {
                     "override": "replace",
                     "summary": f"{framework.name} application served by gunicorn",
@@ -143,14 +230,15 @@ def build_layer(
                     "user": SERVICE_USER,
                     "working-dir": framework.app_dir,
                     "environment": dict(environment),
-                }
+                },
             },
             "checks": {
+                **checks,
                 f"{framework.name}-ready": {
                     "override": "replace",
                     "level": "ready",
                     "tcp": {"port": APP_PORT},
-                }
+                },
             },
         }
     )
@@ -224,6 +312,20 @@ def service_changed(container: ops.Container, layer: ops.pebble.Layer, service: 
     current = container.get_plan().services.get(service)
     wanted = layer.services[service]
     return current is None or current.to_dict() != wanted.to_dict()
+
+
+def layer_changed(container: ops.Container, layer: ops.pebble.Layer) -> bool:
+    """Whether applying the layer would change any of its services or checks."""
+    plan = container.get_plan()
+    for name, wanted in layer.services.items():
+        current = plan.services.get(name)
+        if current is None or current.to_dict() != wanted.to_dict():
+            return True
+    for name, check in layer.checks.items():
+        current_check = plan.checks.get(name)
+        if current_check is None or current_check.to_dict() != check.to_dict():
+            return True
+    return False
 
 
 # Exit status of a service's configuration check that refuses the configuration; its standard
