@@ -26,7 +26,7 @@ from runner_dispatcher.errors import ConfigError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ARCHITECTURES = ("x64", "arm64")
-DEFAULT_HEALTH_PORT = 9103
+DEFAULT_HEALTH_PORT = 9104  # 9102 and 9103 are the router's metrics ports in the rock
 # The last consumer's schedule (SPEC 2.2): 5 attempts, 60 s x 2^(n-1) capped at 30 minutes.
 DEFAULT_MAX_ATTEMPTS = 5
 DEFAULT_BACKOFF_BASE_SECONDS = 60.0
