@@ -33,6 +33,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ class Sender:
         self._local = threading.local()
         self.sent: dict[int, float] = {}
         self.statuses: dict[int, int] = {}
+        self.resent = 0
 
     def post(self, job_id: int) -> None:
         body = payload(job_id, self._api_url)
@@ -136,20 +138,26 @@ class Sender:
             "X-GitHub-Delivery": str(uuid.uuid4()),
             "X-Hub-Signature-256": sign(SECRET.encode(), body),
         }
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = http.client.HTTPConnection("127.0.0.1", self._port, timeout=15)
-            self._local.client = client
         self.sent[job_id] = time.time()
-        try:
-            client.request("POST", "/webhook", body=body, headers=headers)
-            response = client.getresponse()
-            response.read()
-            self.statuses[job_id] = response.status
-        except (OSError, http.client.HTTPException):
-            self._local.client = None
-            client.close()
-            self.statuses[job_id] = 0
+        # A kept-alive connection the server closes (its keep-alive time ran out) just as a
+        # request goes out fails before any answer: resend once on a new connection, as an
+        # HTTP client does; the same delivery twice is safe (the router deduplicates the job).
+        for attempt in range(2):
+            client = getattr(self._local, "client", None)
+            if client is None:
+                client = http.client.HTTPConnection("127.0.0.1", self._port, timeout=15)
+                self._local.client = client
+            try:
+                client.request("POST", "/webhook", body=body, headers=headers)
+                response = client.getresponse()
+                response.read()
+                self.statuses[job_id] = response.status
+                return
+            except (OSError, http.client.HTTPException):
+                self._local.client = None
+                client.close()
+                self.statuses[job_id] = 0
+                self.resent += attempt == 0
 
 
 def bench(args: argparse.Namespace) -> dict[str, Any]:
@@ -319,6 +327,8 @@ def _measure(
         "send_seconds": round(send_seconds, 2),
         "published": published,
         "non_200": total - published,
+        "statuses": {str(code): n for code, n in Counter(sender.statuses.values()).items()},
+        "resent_after_a_closed_connection": sender.resent,
         "spawned": spawned,
         "rejected": int(rejected),
         "still_queued": queued,

@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+from webserver_args import gunicorn_args
 
 from tests.postgresql_url import postgresql_url_for_tests
 from tests.processes import LOOPBACK, InfraError, ManagedProcess, free_port, run
 
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "httprequest_lego_provider"
+WEBSERVER_JSON = Path(__file__).resolve().parents[1] / "webserver.json"
 ADMIN_URL = postgresql_url_for_tests()
 
 
@@ -51,7 +53,8 @@ class ProviderServer:
         backend_env: the DNS backend's variables (``DJANGO_DNS_BACKEND`` ...); they may also
             override the defaults, e.g. ``DJANGO_LOG_LEVEL``.
         database_url: a PostgreSQL URL; without one the server uses SQLite in its data folder.
-        workers, threads: gunicorn's ``gthread`` pool, as the rock runs it.
+        webserver: the server model (worker class, workers, ...); by default the one the rock
+            and the charm run, ``webserver.json``.
     """
 
     def __init__(
@@ -60,13 +63,11 @@ class ProviderServer:
         backend_env: Mapping[str, str],
         *,
         database_url: str | None = None,
-        workers: int = 2,
-        threads: int = 8,
+        webserver: Path = WEBSERVER_JSON,
     ) -> None:
         self.directory = directory
         self.port = free_port()
-        self.workers = workers
-        self.threads = threads
+        self.webserver = webserver
         # The caller's environment without its provider settings, which come only from here.
         self.env = {
             name: value
@@ -142,9 +143,8 @@ class ProviderServer:
         self.process.start(
             [
                 sys.executable, "-m", "gunicorn", "httprequest_lego_provider.wsgi:application",
-                "--bind", f"{LOOPBACK}:{self.port}", "--workers", str(self.workers),
-                "--worker-class", "gthread", "--threads", str(self.threads), "--timeout", "60",
-                "--access-logfile", "-",
+                "--bind", f"{LOOPBACK}:{self.port}", *gunicorn_args(self.webserver),
+                "--no-control-socket", "--access-logfile", "-",
             ],
             ready=self._answers,
             timeout=timeout,

@@ -13,6 +13,7 @@ from django.contrib.auth.hashers import get_hasher
 from django.test import Client
 from django.test.utils import override_settings
 from dns_backends.memory import MemoryBackend
+from httprequest_lego_provider import settings as production_settings
 from rest_framework.test import APIClient
 
 from tests.conftest import Account
@@ -23,10 +24,9 @@ BODY = {
     "fqdn": "_acme-challenge.www.example.com.",
     "value": "LHDhK3oGRvkiefQnx7OOczTY5Tic_xZ6HcMOc_gmtoM",
 }
-PRODUCTION_HASHERS = [
-    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
-    "api.hashers.GeneratedTokenHasher",
-]
+# The hashers of the production settings themselves (tests.settings swaps in fast ones), so that
+# the tests below check what the service runs with, not a copy of it.
+PRODUCTION_HASHERS = production_settings.PASSWORD_HASHERS
 
 
 def test_jwt_obtained_with_a_password_authenticates_present(
@@ -114,6 +114,7 @@ def test_generated_password_is_not_rehashed_with_the_slow_hasher_after_login(
 
 @override_settings(PASSWORD_HASHERS=PRODUCTION_HASHERS)
 def test_human_passwords_use_the_slow_default_hasher() -> None:
+    """A person's password gets the production settings' default: a slow, salted PBKDF2."""
     result = save_account("human", "a-long-human-password")
     assert not is_generated_password_hash(result.user.password)
     assert get_hasher("default").algorithm == "pbkdf2_sha256"

@@ -7,12 +7,19 @@ import json
 from base64 import urlsafe_b64encode
 
 import pytest
-from django.test import Client
-from dns_backends import DnsBackendUnavailableError
+from django.db import OperationalError
+from django.test import Client, override_settings
+from dns_backends import (
+    Deadline,
+    DeadlineExceededError,
+    DnsBackendUnavailableError,
+    InvalidRecordError,
+)
 from dns_backends.memory import MemoryBackend
 from rest_framework.test import APIClient
 
 from tests.conftest import Account, make_account
+from tests.dns_backends.contract import account_label, domain_of_length
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +85,149 @@ def test_raw_mode_derives_the_name_and_the_value(
     assert memory_backend.values(NAME) == {expected}
     assert post(machine.client(), "/cleanup", body)[0] == 200
     assert memory_backend.values(NAME) == set()
+
+
+# Valid alone, but 256 characters once ``_acme-challenge.`` is added: no backend can hold it.
+LONG_DOMAIN = domain_of_length(240, "example.co.uk")
+KEY_AUTH = (
+    "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
+)
+
+
+@pytest.mark.parametrize("path", ["/present", "/cleanup"])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"fqdn": f"_acme-challenge.{LONG_DOMAIN}.", "value": VALUE}, "fqdn"),
+        ({"domain": LONG_DOMAIN, "keyAuth": KEY_AUTH}, "domain"),
+    ],
+    ids=["default-mode", "raw-mode"],
+)
+def test_a_name_too_long_once_the_challenge_label_is_added_answers_400(
+    machine: Account, memory_backend: MemoryBackend, path: str, body: dict[str, str], field: str
+) -> None:
+    """The user may manage the name (it is below example.co.uk); DNS cannot hold its record."""
+    status, answer = post(machine.client(), path, body)
+    assert status == 400
+    assert answer["detail"] == (
+        f"{field}: is too long: _acme-challenge.<name> must be at most 253 characters"
+    )
+    assert memory_backend.values(f"_acme-challenge.{LONG_DOMAIN}") == set()
+
+
+# dns-account-01 (SPEC 4.2): the label a client computes from its ACME account URL.
+LABEL = account_label("https://acme-v02.api.letsencrypt.org/acme/acct/1234567890")
+ACCOUNT_NAME = f"_{LABEL}._acme-challenge.www.example.com"
+
+
+def test_dns_account_01_present_and_cleanup_write_at_the_full_name_under_a_grant_on_the_name(
+    machine: Account, memory_backend: MemoryBackend
+) -> None:
+    """The grant on www.example.com covers its dns-account-01 name; dns-01's stays untouched."""
+    client = machine.client()
+    body = {"fqdn": ACCOUNT_NAME + ".", "value": VALUE}
+    assert post(client, "/present", body) == (200, body)
+    assert memory_backend.zone_values("example.com", ACCOUNT_NAME) == {VALUE}
+    assert memory_backend.values(NAME) == set()
+    assert post(client, "/cleanup", body) == (200, body)
+    assert memory_backend.values(ACCOUNT_NAME) == set()
+
+
+def test_dns_account_01_names_are_normalised_to_lower_case_like_every_name(
+    machine: Account, memory_backend: MemoryBackend
+) -> None:
+    """An upper-case base32 label names the same DNS record (names are case-insensitive)."""
+    fqdn = f"_{LABEL.upper()}._ACME-CHALLENGE.WWW.EXAMPLE.COM."
+    status, body = post(machine.client(), "/present", {"fqdn": fqdn, "value": VALUE})
+    assert (status, body) == (200, {"fqdn": ACCOUNT_NAME + ".", "value": VALUE})
+    assert memory_backend.values(ACCOUNT_NAME) == {VALUE}
+
+
+@pytest.mark.parametrize("path", ["/present", "/cleanup"])
+def test_dns_account_01_for_an_ungranted_name_answers_403_and_writes_nothing(
+    machine: Account, memory_backend: MemoryBackend, path: str
+) -> None:
+    """The grant check judges <name> (other.example.com), never the account label."""
+    name = f"_{LABEL}._acme-challenge.other.example.com"
+    status, body = post(machine.client(), path, {"fqdn": name + ".", "value": VALUE})
+    assert (status, body) == (403, {"detail": f"user machine may not manage {name}"})
+    assert memory_backend.values(name) == set()
+
+
+def test_dns_account_01_under_a_subdomain_grant_covers_names_below_it_only(
+    machine: Account, memory_backend: MemoryBackend
+) -> None:
+    """``example.co.uk`` is granted as subdomain: www.example.co.uk yes, the apex itself no."""
+    below = f"_{LABEL}._acme-challenge.www.example.co.uk"
+    apex = f"_{LABEL}._acme-challenge.example.co.uk"
+    assert post(machine.client(), "/present", {"fqdn": below, "value": VALUE})[0] == 200
+    assert post(machine.client(), "/present", {"fqdn": apex, "value": VALUE})[0] == 403
+    assert memory_backend.values(below) == {VALUE}
+    assert memory_backend.values(apex) == set()
+
+
+LONG_ACCOUNT_DOMAIN = domain_of_length(220)  # fits dns-01 (237), not the 18 characters more
+
+
+@pytest.mark.parametrize(
+    ("fqdn", "message"),
+    [
+        ("_abc._acme-challenge.www.example.com.", "fqdn: account label must be 16 base32"),
+        (f"_{LABEL}x._acme-challenge.www.example.com.", "fqdn: account label must be 16 base32"),
+        (f"_{LABEL[:-1]}0._acme-challenge.www.example.com.", "fqdn: account label must be 16"),
+        (f"_{LABEL[:-1]}=._acme-challenge.www.example.com.", "fqdn: account label must be 16"),
+        (f"_{LABEL}.www._acme-challenge.example.com.", "fqdn: must start with _acme-challenge."),
+        (f"{LABEL}._acme-challenge.www.example.com.", "fqdn: must start with _acme-challenge."),
+        (f"_{LABEL}._acme-challenge.", "fqdn: must be a non-empty domain name"),
+        (f"_{LABEL}._acme-challenge.a_b.example.com.", "fqdn: must be a domain name"),
+        (
+            f"_{LABEL}._acme-challenge.{LONG_ACCOUNT_DOMAIN}.",
+            "fqdn: is too long: _<account label>._acme-challenge.<name> must be at most 253",
+        ),
+    ],
+)
+@pytest.mark.parametrize("path", ["/present", "/cleanup"])
+def test_malformed_dns_account_01_names_answer_400_naming_the_field(
+    machine: Account, memory_backend: MemoryBackend, path: str, fqdn: str, message: str
+) -> None:
+    status, answer = post(machine.client(), path, {"fqdn": fqdn, "value": VALUE})
+    assert status == 400
+    assert isinstance(answer["detail"], str)
+    assert answer["detail"].startswith(message), answer
+    assert memory_backend.values(fqdn.rstrip(".")) == set()
+
+
+def test_raw_mode_stays_dns_01_only_and_refuses_an_account_label_in_domain(
+    machine: Account, memory_backend: MemoryBackend
+) -> None:
+    """The RAW body lego sends (domain, token, keyAuth) names no ACME account: no label.
+
+    A client that put the whole record name into ``domain`` would get a record at
+    ``_acme-challenge._<label>._acme-challenge.<name>``; it is refused instead.
+    """
+    body = {"domain": f"_{LABEL}._acme-challenge.www.example.com", "keyAuth": KEY_AUTH}
+    status, answer = post(machine.client(), "/present", body)
+    assert status == 400
+    assert answer["detail"] == (
+        "domain: must be a domain name of letters, digits and hyphens, like example.com"
+    )
+    assert memory_backend.values(f"_acme-challenge._{LABEL}._acme-challenge.www.example.com") == (
+        set()
+    )
+
+
+class _RefusingBackend(MemoryBackend):
+    def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
+        raise InvalidRecordError("the name cannot be held in DNS")
+
+
+def test_a_record_the_backend_cannot_hold_answers_400_with_its_message(
+    machine: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = _RefusingBackend(["example.com"])
+    monkeypatch.setattr("api.records.get_backend", lambda: backend)
+    status, body = post(machine.client(), "/present", {"fqdn": NAME + ".", "value": VALUE})
+    assert (status, body) == (400, {"detail": "the name cannot be held in DNS"})
 
 
 def test_present_without_credentials_answers_401(db: None, memory_backend: MemoryBackend) -> None:
@@ -205,7 +355,7 @@ def test_name_in_no_zone_answers_502_with_the_backend_message(
 
 
 class _UnavailableBackend(MemoryBackend):
-    def present(self, fqdn: str, value: str) -> None:
+    def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         raise DnsBackendUnavailableError("git remote unreachable, try again later")
 
 
@@ -216,6 +366,42 @@ def test_backend_unavailable_answers_503_with_its_message(
     monkeypatch.setattr("api.records.get_backend", lambda: backend)
     status, body = post(machine.client(), "/present", {"fqdn": NAME + ".", "value": VALUE})
     assert (status, body) == (503, {"detail": "git remote unreachable, try again later"})
+
+
+class _RecordingBackend(MemoryBackend):
+    """Keeps the deadline each call was given; fails like a backend whose time ran out."""
+
+    def __init__(self) -> None:
+        super().__init__(["example.com"])
+        self.deadlines: list[Deadline | None] = []
+
+    def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
+        self.deadlines.append(deadline)
+        raise DeadlineExceededError(deadline.seconds if deadline else 0, "pushing to the remote")
+
+    def cleanup(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
+        self.present(fqdn, value, deadline)
+
+
+@override_settings(REQUEST_DEADLINE=4.5)
+@pytest.mark.parametrize("path", ["/present", "/cleanup"])
+def test_each_request_gives_the_backend_one_deadline_from_the_setting_and_a_503_when_it_ends(
+    machine: Account, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    backend = _RecordingBackend()
+    monkeypatch.setattr("api.records.get_backend", lambda: backend)
+    status, body = post(machine.client(), path, {"fqdn": NAME + ".", "value": VALUE})
+    assert (status, body) == (
+        503,
+        {
+            "detail": "the request's deadline of 4.5 s ran out while pushing to the remote: "
+            "try again (presenting or cleaning up again is safe)"
+        },
+    )
+    (deadline,) = backend.deadlines
+    assert deadline is not None
+    assert deadline.seconds == 4.5
+    assert 0 < deadline.remaining() <= 4.5
 
 
 @pytest.mark.parametrize(
@@ -250,3 +436,18 @@ def test_malformed_requests_never_answer_5xx(
     assert 400 <= response.status_code < 500, response.content
     assert response.status_code != 401  # authenticated: the body itself was judged
     assert memory_backend.values(NAME) == set()
+
+
+class _DatabaseBusyBackend(MemoryBackend):
+    """Fails as Django does when the pool hands out no connection in time (PoolTimeout)."""
+
+    def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
+        raise OperationalError("couldn't get a connection after 5.00 sec")
+
+
+def test_database_that_does_not_answer_in_time_is_a_503_saying_to_retry(
+    machine: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("api.records.get_backend", lambda: _DatabaseBusyBackend(["example.com"]))
+    status, body = post(machine.client(), "/present", {"fqdn": NAME + ".", "value": VALUE})
+    assert (status, body) == (503, {"detail": "the database is unavailable or busy: try again"})

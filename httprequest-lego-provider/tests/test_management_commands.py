@@ -142,3 +142,41 @@ def test_list_domains_with_star_lists_every_user() -> None:
 def test_create_user_accepts_a_password_starting_with_a_dash_after_double_dash() -> None:
     assert run("create_user", "jade", "--", "-starts-with-a-dash-") == "created user jade\n"
     assert authenticate(username="jade", password="-starts-with-a-dash-") is not None
+
+
+def test_unlock_login_lifts_a_username_and_an_address_lockout() -> None:
+    from api.models import FailedLoginCounter
+    from django.test.utils import override_settings
+    from httprequest_lego_provider.environment import LoginThrottleLimits
+    from rest_framework.test import APIClient
+
+    run("create_user", "kim", "correct-horse-battery-staple")
+    limits = LoginThrottleLimits(per_username=2, per_address=2, window_seconds=600, proxy_hops=0)
+
+    def token(password: str) -> int:
+        client = APIClient(REMOTE_ADDR="2001:db8::7")
+        body = {"username": "kim", "password": password}
+        return int(client.post("/api/v1/auth/token/", body, format="json").status_code)
+
+    with override_settings(LOGIN_THROTTLE=limits):
+        assert [token("wrong"), token("wrong"), token("correct-horse-battery-staple")] == [
+            401,
+            401,
+            429,
+        ]
+        out = run("unlock_login", "--username", "kim", "--address", "2001:db8::1")
+        assert out == "unlocked (2 counters removed)\n"
+        assert token("correct-horse-battery-staple") == 200
+    assert not FailedLoginCounter.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["unlock_login"], "give --username and/or --address"),
+        (["unlock_login", "--address", "not-an-ip"], "is not an IP address"),
+    ],
+)
+def test_unlock_login_fails_with_a_message(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        run(*args)

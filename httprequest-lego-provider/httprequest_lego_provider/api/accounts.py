@@ -1,4 +1,4 @@
-"""Creating accounts from the command line (and the charm's actions)."""
+"""Creating accounts, and the one rule for passwords people choose (every path applies it)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,19 @@ class AccountResult:
     generated_password: str | None
 
 
+def validate_chosen_password(password: str, user: User) -> None:
+    """Apply the password rule (``AUTH_PASSWORD_VALIDATORS``) to a password a person chose.
+
+    The command line, the admin REST API and the Django admin's forms all call this, so a
+    password refused on one path is refused on every path. Generated passwords skip it: they
+    carry 256 bits of entropy and never come from a person.
+
+    Raises:
+        ValidationError: with one message per rule broken.
+    """
+    validate_password(password, user)
+
+
 @transaction.atomic
 def save_account(
     username: str,
@@ -49,7 +62,7 @@ def save_account(
         user.password = make_generated_password_hash(generated)
     else:
         try:
-            validate_password(password, user)
+            validate_chosen_password(password, user)
         except ValidationError as exc:
             raise AccountError("; ".join(exc.messages)) from exc
         user.set_password(password)

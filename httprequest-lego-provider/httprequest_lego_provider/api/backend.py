@@ -6,7 +6,7 @@ import os
 import threading
 
 from django.conf import settings
-from dns_backends import DnsBackend, load_backend
+from dns_backends import Deadline, DnsBackend, load_backend
 
 _lock = threading.Lock()
 _backend: DnsBackend | None = None
@@ -24,9 +24,20 @@ def get_backend() -> DnsBackend:
     if _backend is None or _owner_pid != pid:
         with _lock:
             if _backend is None or _owner_pid != pid:
-                _backend = load_backend(settings.DNS_BACKEND, settings.DNS_BACKEND_ENVIRON)
+                _backend = load_backend(
+                    settings.DNS_BACKEND, settings.DNS_BACKEND_ENVIRON, data_dir=settings.DATA_DIR
+                )
                 _owner_pid = pid
     return _backend
+
+
+def request_deadline() -> Deadline:
+    """Return a new deadline for one request's backend work (``DJANGO_REQUEST_DEADLINE``).
+
+    Take it once per request, as the request starts its backend work, and pass it to every
+    backend call the request makes.
+    """
+    return Deadline.after(settings.REQUEST_DEADLINE)
 
 
 def reset_backend() -> None:

@@ -9,10 +9,11 @@ from typing import Any
 from rest_framework import serializers
 
 from api.names import (
+    ChallengeName,
     InvalidNameError,
-    challenge_domain,
     challenge_name,
-    normalise_domain,
+    normalise_challenge_domain,
+    parse_challenge_name,
     validate_value,
     value_from_key_authorization,
 )
@@ -23,15 +24,20 @@ MAX_FIELD_LENGTH = 300
 
 @dataclass(frozen=True)
 class Challenge:
-    """One TXT value at one challenge name, both validated."""
+    """One TXT value at one challenge name, both validated.
+
+    The grant check judges ``domain``; the record is written at :attr:`fqdn`, which carries the
+    dns-account-01 label when there is one.
+    """
 
     domain: str  # the name the certificate is for: www.example.com
     value: str
+    account_label: str | None = None  # dns-account-01's 16 base32 characters; None for dns-01
 
     @property
     def fqdn(self) -> str:
         """The record name without the trailing dot: _acme-challenge.www.example.com."""
-        return challenge_name(self.domain)
+        return challenge_name(self.domain, self.account_label)
 
     def as_response(self) -> dict[str, str]:
         """The record as the default-mode body names it (absolute name, trailing dot)."""
@@ -44,15 +50,19 @@ def _strict_char(**kwargs: Any) -> serializers.CharField:
 
 
 class DefaultModeSerializer(serializers.Serializer[Challenge]):
-    """``{"fqdn": "_acme-challenge.<name>.", "value": "<43 chars>"}``."""
+    """``{"fqdn": "_acme-challenge.<name>.", "value": "<43 chars>"}``.
+
+    The fqdn may also be dns-account-01's ``_<label>._acme-challenge.<name>.``: a client that
+    solves that challenge sends the name it computed, and the value is the same digest.
+    """
 
     fqdn = _strict_char()
     value = _strict_char()
 
-    def validate_fqdn(self, fqdn: str) -> str:
-        """Return the domain the challenge is for."""
+    def validate_fqdn(self, fqdn: str) -> ChallengeName:
+        """Return the domain the challenge is for, with its account label if it has one."""
         try:
-            return challenge_domain(fqdn)
+            return parse_challenge_name(fqdn)
         except InvalidNameError as exc:
             raise serializers.ValidationError(str(exc)) from exc
 
@@ -65,11 +75,16 @@ class DefaultModeSerializer(serializers.Serializer[Challenge]):
 
     def to_challenge(self) -> Challenge:
         """The validated challenge."""
-        return Challenge(domain=self.validated_data["fqdn"], value=self.validated_data["value"])
+        name: ChallengeName = self.validated_data["fqdn"]
+        return Challenge(name.domain, self.validated_data["value"], name.account_label)
 
 
 class RawModeSerializer(serializers.Serializer[Challenge]):
-    """``{"domain": "<name>", "token": "...", "keyAuth": "<token>.<thumbprint>"}``."""
+    """``{"domain": "<name>", "token": "...", "keyAuth": "<token>.<thumbprint>"}``.
+
+    dns-01 only: lego's RAW body names neither the challenge type nor the ACME account, so the
+    dns-account-01 label (derived from the account URL) cannot be known here.
+    """
 
     domain = _strict_char()
     token = _strict_char(required=False)
@@ -80,7 +95,7 @@ class RawModeSerializer(serializers.Serializer[Challenge]):
         if domain.endswith("."):
             raise serializers.ValidationError("must not end with a dot")
         try:
-            return normalise_domain(domain)
+            return normalise_challenge_domain(domain)
         except InvalidNameError as exc:
             raise serializers.ValidationError(str(exc)) from exc
 

@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
-from dns_backends import DnsBackendError
+from django.db import OperationalError
+from dns_backends import DnsBackendError, DnsBackendUnavailableError, InvalidRecordError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,28 @@ class BodyTooLargeError(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "request body too large"
     default_code = "body_too_large"
+
+
+class DatabaseUnavailableError(exceptions.APIException):
+    """The database did not answer in time: every pooled connection busy, or the server down."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "the database is unavailable or busy: try again"
+    default_code = "database_unavailable"
+
+
+# The HTTP answer to each kind of backend failure, most specific first: a backend says what went
+# wrong, this table alone says how the client hears it.
+BACKEND_STATUSES: tuple[tuple[type[DnsBackendError], int], ...] = (
+    (InvalidRecordError, status.HTTP_400_BAD_REQUEST),
+    (DnsBackendUnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (DnsBackendError, status.HTTP_502_BAD_GATEWAY),
+)
+
+
+def backend_status(exc: DnsBackendError) -> int:
+    """Return the HTTP status that answers a backend failure."""
+    return next(code for kind, code in BACKEND_STATUSES if isinstance(exc, kind))
 
 
 def _flatten(detail: Any, prefix: str = "") -> list[str]:
@@ -50,9 +72,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """
     if isinstance(exc, RequestDataTooBig):
         exc = BodyTooLargeError()
+    if isinstance(exc, OperationalError):  # also the pool's PoolTimeout, which Django wraps
+        logger.warning("database unavailable: %s", exc)
+        exc = DatabaseUnavailableError()
     if isinstance(exc, DnsBackendError):
         logger.warning("DNS backend failure: %s", exc, exc_info=exc.__cause__ is not None)
-        return Response({"detail": exc.public_message}, status=exc.status_code)
+        return Response({"detail": exc.public_message}, status=backend_status(exc))
+    # Imported here: rest_framework.views loads the parser classes, which import this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -13,7 +13,13 @@ import hashlib
 import secrets
 from typing import Any
 
-from django.contrib.auth.hashers import BasePasswordHasher, make_password, mask_hash
+from cooperative import off_the_event_loop
+from django.contrib.auth.hashers import (
+    BasePasswordHasher,
+    PBKDF2PasswordHasher,
+    make_password,
+    mask_hash,
+)
 from django.utils.crypto import constant_time_compare
 
 ALGORITHM = "generated_sha256"
@@ -74,3 +80,11 @@ class GeneratedTokenHasher(BasePasswordHasher):
 
     def harden_runtime(self, password: str, encoded: str) -> None:
         """Nothing to even out: the cost does not depend on the stored hash."""
+
+
+class OffloadedPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """Django's PBKDF2 (same algorithm name, so stored hashes stay valid), off the event loop."""
+
+    def encode(self, password: str, salt: str, iterations: int | None = None) -> str:
+        """Hash as Django does, on a real thread under gevent (PBKDF2 releases the GIL)."""
+        return off_the_event_loop(super().encode, password, salt, iterations)

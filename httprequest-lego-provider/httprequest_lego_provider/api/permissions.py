@@ -1,8 +1,8 @@
-"""The one place that decides whether a user may manage the challenge records of a name."""
+"""The one place that decides who may do what: challenge records of a name, other accounts."""
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import Q
 
 from api.models import AccessLevel, DomainUserPermission
@@ -28,3 +28,22 @@ def may_manage(user: AbstractBaseUser | AnonymousUser, domain: str) -> bool:
     if parents:
         grants |= Q(access_level=AccessLevel.SUBDOMAIN, domain__fqdn__in=parents)
     return DomainUserPermission.objects.filter(grants, user_id=user.pk).exists()
+
+
+def is_privileged(account: User) -> bool:
+    """Whether ``account`` can act on other accounts (staff) or on everything (superuser)."""
+    return account.is_staff or account.is_superuser
+
+
+def may_change_account(actor: User, target: User) -> bool:
+    """Return whether ``actor`` may change or delete ``target``.
+
+    Staff manage machine users and grants; only a superuser may change a staff account or a
+    superuser (password, flags, deactivation), so a staff account cannot take over a superuser.
+    """
+    return actor.is_superuser or not is_privileged(target)
+
+
+def may_grant_privileges(actor: User) -> bool:
+    """Return whether ``actor`` may make an account staff or superuser: superusers only."""
+    return actor.is_superuser

@@ -6,33 +6,57 @@ import logging
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
+from dns_backends import Deadline
 
-from api.backend import get_backend
+from api import audit
+from api.backend import get_backend, request_deadline
 from api.challenges import Challenge
 from api.errors import NameNotAllowedError
+from api.models import AuditAction
 from api.permissions import may_manage
+from api.recorded_backend import recorded_backend, refused
 
 logger = logging.getLogger(__name__)
 
 
-def _authorise(user: AbstractBaseUser | AnonymousUser, challenge: Challenge) -> None:
+def _authorise(
+    user: AbstractBaseUser | AnonymousUser, challenge: Challenge, action: AuditAction
+) -> None:
     if not may_manage(user, challenge.domain):
         logger.info("refused %s for %s", challenge.fqdn, user.get_username())
-        raise NameNotAllowedError(user.get_username(), challenge.fqdn)
+        error = NameNotAllowedError(user.get_username(), challenge.fqdn)
+        refused(action, challenge.fqdn, challenge.value, str(error.detail))
+        raise error
 
 
-def record_present(*, user: AbstractBaseUser | AnonymousUser, challenge: Challenge) -> None:
+def record_present(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    challenge: Challenge,
+    deadline: Deadline | None = None,
+) -> None:
     """Publish the challenge's TXT value, beside any other value at that name.
 
-    Returns only once the backend has made the change durable.
+    Returns only once the backend has made the change durable, or fails (a 503) when the
+    request's deadline runs out first. ``deadline``: the request's, when it makes several
+    backend calls (acme-dns's update); a new one by default.
     """
-    _authorise(user, challenge)
-    get_backend().present(challenge.fqdn, challenge.value)
+    deadline = request_deadline() if deadline is None else deadline
+    with audit.acting(actor=user.get_username(), via="httpreq"):
+        _authorise(user, challenge, AuditAction.PRESENT)
+        recorded_backend(get_backend()).present(challenge.fqdn, challenge.value, deadline)
     logger.info("presented %s for %s", challenge.fqdn, user.get_username())
 
 
-def record_cleanup(*, user: AbstractBaseUser | AnonymousUser, challenge: Challenge) -> None:
+def record_cleanup(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    challenge: Challenge,
+    deadline: Deadline | None = None,
+) -> None:
     """Withdraw exactly the challenge's TXT value; other values at that name stay."""
-    _authorise(user, challenge)
-    get_backend().cleanup(challenge.fqdn, challenge.value)
+    deadline = request_deadline() if deadline is None else deadline
+    with audit.acting(actor=user.get_username(), via="httpreq"):
+        _authorise(user, challenge, AuditAction.CLEANUP)
+        recorded_backend(get_backend()).cleanup(challenge.fqdn, challenge.value, deadline)
     logger.info("cleaned up %s for %s", challenge.fqdn, user.get_username())

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
+from pathlib import Path
 
 from dns_backends.base import (
     BackendConfigError,
     DnsBackend,
     DnsBackendError,
     DnsBackendUnavailableError,
+    InvalidRecordError,
     ZoneNotFoundError,
 )
+from dns_backends.deadline import Deadline, DeadlineExceededError
 
-# name -> module path; each module exposes ``from_env(environ) -> DnsBackend``.
+# name -> module (or package) path; each exposes ``from_env(environ, *, data_dir) -> DnsBackend``.
 BACKENDS: dict[str, str] = {
     "git": "dns_backends.git",
     "rfc2136": "dns_backends.rfc2136",
@@ -27,16 +30,22 @@ BACKENDS: dict[str, str] = {
 __all__ = [
     "BACKENDS",
     "BackendConfigError",
+    "Deadline",
+    "DeadlineExceededError",
     "DnsBackend",
     "DnsBackendError",
     "DnsBackendUnavailableError",
+    "InvalidRecordError",
     "ZoneNotFoundError",
     "load_backend",
 ]
 
 
-def load_backend(name: str, environ: Mapping[str, str]) -> DnsBackend:
+def load_backend(name: str, environ: Mapping[str, str], *, data_dir: Path) -> DnsBackend:
     """Build the backend called ``name`` from the (process) environment.
+
+    ``data_dir`` is the service's state directory (``DJANGO_DATA_DIR``, read once by the
+    service's environment); a backend that keeps files keeps them below it by default.
 
     Raises:
         BackendConfigError: the name is unknown or the backend's settings are invalid.
@@ -49,5 +58,5 @@ def load_backend(name: str, environ: Mapping[str, str]) -> DnsBackend:
             f"DJANGO_DNS_BACKEND={name!r} is not a known backend (known: {known})"
         ) from None
     module = importlib.import_module(module_path)
-    backend: DnsBackend = module.from_env(environ)
+    backend: DnsBackend = module.from_env(environ, data_dir=data_dir)
     return backend

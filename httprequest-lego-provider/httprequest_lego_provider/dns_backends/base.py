@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from dns_backends.deadline import Deadline
 
 
 class DnsBackendError(Exception):
     """A backend could not apply a change; ``public_message`` is safe to show to the client.
 
-    The HTTP layer answers ``status_code`` with ``public_message``; details stay in the logs.
+    Backends say what went wrong, not how to answer it: the API's error mapping
+    (``api.errors``) chooses the HTTP status from the class. Details stay in the logs.
     """
 
-    status_code = 502
     default_message = "the DNS backend failed to apply the change"
 
     def __init__(self, public_message: str | None = None) -> None:
@@ -22,14 +25,20 @@ class DnsBackendError(Exception):
 class DnsBackendUnavailableError(DnsBackendError):
     """The backend is temporarily unreachable (remote down, timeout): retrying may succeed."""
 
-    status_code = 503
     default_message = "the DNS backend is unavailable, try again later"
+
+
+class InvalidRecordError(DnsBackendError):
+    """The backend cannot hold this name or value: the request is at fault, not the backend.
+
+    The API's grammar refuses such input first; this is each backend's own last check.
+    """
+
+    default_message = "the DNS backend cannot hold a record with this name or value"
 
 
 class ZoneNotFoundError(DnsBackendError):
     """No zone managed by this backend contains the name."""
-
-    status_code = 502
 
     def __init__(self, fqdn: str) -> None:
         super().__init__(f"no zone found for {fqdn}: is this site configured for DNS?")
@@ -43,7 +52,7 @@ class BackendConfigError(Exception):
 class DnsBackend(Protocol):
     """Publish and withdraw ACME challenge TXT values.
 
-    Contract (checked for every backend by ``tests/dns_backends/test_contract.py``):
+    Contract (checked for every backend by ``tests/dns_backends/contract.py``):
 
     - ``fqdn`` is absolute, lower case, without the trailing dot, and already validated as a
       hostname (``_acme-challenge.www.example.com``); ``value`` is already validated (43
@@ -55,13 +64,16 @@ class DnsBackend(Protocol):
     - Both return only once the change is durable where resolvers will read it (for git: the
       commit containing it has been pushed). Safe to call from many threads at once.
     - The zone is the longest suffix of ``fqdn`` that the backend manages; none is
-      :class:`ZoneNotFoundError`.
+      :class:`ZoneNotFoundError`. A name or value the backend cannot hold is
+      :class:`InvalidRecordError`.
+    - Every wait ends by ``deadline`` (a default one when None); when it runs out the call
+      raises ``DeadlineExceededError`` and the change has been applied whole or not at all.
     """
 
-    def present(self, fqdn: str, value: str) -> None:
+    def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Add the TXT ``value`` at ``fqdn``."""
 
-    def cleanup(self, fqdn: str, value: str) -> None:
+    def cleanup(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Remove the TXT ``value`` at ``fqdn``."""
 
     def values(self, fqdn: str) -> set[str]:

@@ -10,6 +10,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "httprequest_lego_provider.setti
 
 application = get_wsgi_application()
 
+# Share this worker's metrics with the server's other workers and serve their sum on
+# DJANGO_METRICS_PORT (before anything is counted: see api.metrics).
+from api.metrics import serve_metrics  # noqa: E402
+
+serve_metrics()
+
 # Build the DNS backend when the worker starts, so a bad configuration stops the start with its
 # message instead of failing the first request.
 from api.backend import get_backend  # noqa: E402

@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dns.name
+import dns.rdatatype
+import dns.zone
 from dns_backends.git import GitBackend, from_env
 
 from tests.dns_backends.contract import token
@@ -66,6 +69,20 @@ def make_remote(path: Path, files: Mapping[str, bytes] = SEED_ZONES) -> Path:
 def remote_file(remote: Path, name: str, branch: str = "main") -> bytes:
     """Return a file's bytes at the tip of the remote's branch."""
     return git("--git-dir", remote, "show", f"{branch}:{name}")
+
+
+def zone_file_txt(remote: Path, zone: str, fqdn: str) -> set[str]:
+    """Return the TXT values ``<zone>.domain`` at the remote's tip holds at ``fqdn``.
+
+    The file is read with the git CLI and parsed by dnspython's zone parser, as BIND would load
+    it (with a default TTL, which the deployment's header provides), not by the backend.
+    """
+    text = "$TTL 3600\n" + remote_file(remote, f"{zone}.domain").decode()
+    parsed = dns.zone.from_text(text, origin=f"{zone}.", check_origin=False, relativize=False)
+    rdataset = parsed.get_rdataset(dns.name.from_text(f"{fqdn}."), dns.rdatatype.TXT)
+    if rdataset is None:
+        return set()
+    return {b"".join(rdata.strings).decode() for rdata in rdataset}
 
 
 def commit_messages(remote: Path, branch: str = "main") -> list[str]:

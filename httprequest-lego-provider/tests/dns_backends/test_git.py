@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from dns_backends import DnsBackendError, ZoneNotFoundError
+from api.errors import backend_status
+from dns_backends import DnsBackendError, InvalidRecordError, ZoneNotFoundError
 from dns_backends.git import GitBackend, from_env
 
-from tests.dns_backends.contract import DnsBackendContract, token
+from tests.dns_backends.contract import DnsBackendContract, ZoneTxt, token
 from tests.dns_backends.git_fixtures import (
     SEED_ZONES,
     TEAM_RECORD,
@@ -22,6 +23,7 @@ from tests.dns_backends.git_fixtures import (
     make_remote,
     present_around_a_team_push,
     remote_file,
+    zone_file_txt,
 )
 
 
@@ -34,6 +36,12 @@ def backend(remote: Path, tmp_path: Path) -> Iterator[GitBackend]:
     backend = local_backend(remote, tmp_path / "work")
     yield backend
     backend.close()
+
+
+@pytest.fixture
+def zone_txt(remote: Path) -> ZoneTxt:
+    """Read a zone's records from its file in the remote (the contract's independent view)."""
+    return lambda zone, fqdn: zone_file_txt(remote, zone, fqdn)
 
 
 class TestGitBackend(DnsBackendContract):
@@ -58,6 +66,84 @@ def test_present_at_a_subzone_name_writes_the_subzone_file_only(
         f'_acme-challenge.host 600 IN TXT "{token("s")}"\n'.encode()
     )
     assert remote_file(remote, "example.com.domain") == SEED_ZONES["example.com.domain"]
+
+
+def replace_zone_file(
+    remote: Path, workspace: Path, name: str, make: Callable[[Path], object]
+) -> None:
+    """As the DNS team might: replace file ``name`` by what ``make`` creates there, and push."""
+    git("clone", "-q", remote, workspace)
+    (workspace / name).unlink()
+    make(workspace / name)
+    git("add", "-A", cwd=workspace)
+    git("commit", "-q", "-m", "DNS team: restructure", cwd=workspace)
+    git("push", "-q", "origin", "main", cwd=workspace)
+
+
+def _directory(path: Path) -> None:
+    path.mkdir()
+    (path / "zone").write_text("; moved\n")
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda path: path.symlink_to("example.com.domain"), "a symbolic link"),
+        (lambda path: path.symlink_to("/etc/bind/zones/sub.example.com"), "a symbolic link"),
+        (_directory, "a directory"),
+    ],
+    ids=["link-to-the-parent-zone", "link-outside", "directory"],
+)
+def test_a_zone_file_that_is_not_a_regular_file_is_refused_naming_it(
+    backend: GitBackend,
+    remote: Path,
+    tmp_path: Path,
+    make: Callable[[Path], object],
+    kind: str,
+) -> None:
+    """Never written through (the link's text replaced) nor skipped for the parent zone."""
+    replace_zone_file(remote, tmp_path / "team", "sub.example.com.domain", make)
+    tip = git("--git-dir", remote, "rev-parse", "main")
+    message = rf"the zone file sub\.example\.com\.domain in the git repository is {kind}"
+    for call in (backend.present, backend.cleanup):
+        with pytest.raises(DnsBackendError, match=message) as raised:
+            call("_acme-challenge.host.sub.example.com", token("s"))
+        assert backend_status(raised.value) == 502
+    assert git("--git-dir", remote, "rev-parse", "main") == tip
+    backend.present("_acme-challenge.www.example.com", token("w"))  # other zones still work
+    assert remote_file(remote, "example.com.domain").endswith(
+        f'_acme-challenge.www 600 IN TXT "{token("w")}"\n'.encode()
+    )
+
+
+def test_a_batch_with_a_refused_zone_file_still_publishes_its_other_changes(
+    backend: GitBackend, remote: Path, tmp_path: Path
+) -> None:
+    replace_zone_file(
+        remote, tmp_path / "team", "sub.example.com.domain", lambda p: p.symlink_to("x")
+    )
+    errors: dict[str, BaseException | None] = {}
+
+    def present(name: str) -> None:
+        try:
+            backend.present(name, token(name))
+            errors[name] = None
+        except DnsBackendError as exc:
+            errors[name] = exc
+
+    names = ["_acme-challenge.host.sub.example.com"] + [
+        f"_acme-challenge.h{i}.example.com" for i in range(6)
+    ]
+    threads = [threading.Thread(target=present, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert isinstance(errors.pop(names[0]), DnsBackendError)
+    assert errors == dict.fromkeys(names[1:])
+    zone = remote_file(remote, "example.com.domain")
+    for name in names[1:]:
+        assert token(name).encode() in zone
 
 
 def test_cleanup_restores_every_zone_file_byte_for_byte(backend: GitBackend, remote: Path) -> None:
@@ -141,9 +227,10 @@ def test_a_file_that_is_not_a_zone_file_is_not_a_zone(backend: GitBackend) -> No
 def test_invalid_names_and_values_are_refused_before_any_write(
     backend: GitBackend, remote: Path, fqdn: str, value: str
 ) -> None:
-    with pytest.raises(ValueError, match="refusing"):
+    """Refused as the request's fault (a 400), never a crash (a 500)."""
+    with pytest.raises(InvalidRecordError, match="refusing"):
         backend.present(fqdn, value)
-    with pytest.raises(ValueError, match="refusing"):
+    with pytest.raises(InvalidRecordError, match="refusing"):
         backend.cleanup(fqdn, value)
     assert len(commit_messages(remote)) == 1
 
@@ -276,10 +363,13 @@ def test_an_unusable_workdir_is_a_backend_error_naming_the_variable(
         backend.present("_acme-challenge.example.com", token("a"))
 
 
-def test_a_directory_named_like_a_zone_file_is_not_a_zone(tmp_path: Path) -> None:
+def test_a_directory_named_like_a_zone_file_is_refused_not_taken_for_a_zone(
+    tmp_path: Path,
+) -> None:
+    """Not skipped either: skipping a subzone's entry would put its records in the parent."""
     remote = make_remote(tmp_path / "odd.git", {"example.org.domain/README": b"not a zone\n"})
     with (
         closing(local_backend(remote, tmp_path / "work")) as backend,
-        pytest.raises(ZoneNotFoundError),
+        pytest.raises(DnsBackendError, match=r"example\.org\.domain .* is a directory"),
     ):
         backend.present("_acme-challenge.example.org", token("a"))

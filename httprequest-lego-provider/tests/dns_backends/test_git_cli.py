@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from dns_backends import DnsBackendError
-from dns_backends.git_cli import (
+from dns_backends.git.transport.cli import (
     GitTransferError,
     PushRefusedError,
     PushRejectedError,

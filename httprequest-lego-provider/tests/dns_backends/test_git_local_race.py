@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from dns_backends.git_settings import parse_repo_url
-from dns_backends.git_transport import LocalStore, PushRejectedError
+from dns_backends.git.repository import LocalStore, PushRejectedError
+from dns_backends.git.settings import parse_repo_url
 
 SIGNATURE = pygit2.Signature("t", "t@127.0.0.1")
 
@@ -53,7 +53,7 @@ class Race:
                 action()
             return value
 
-        self.store.tip = tip  # type: ignore[method-assign]
+        self.store.tip = tip  # type: ignore[method-assign,assignment]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from dns_backends import BackendConfigError
-from dns_backends.git_settings import RemoteSpec, parse_repo_url, settings_from_env
+from dns_backends.git.settings import RemoteSpec, parse_repo_url, settings_from_env
 
 KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\n"
@@ -95,19 +95,22 @@ def test_display_form_hides_credentials() -> None:
     assert "s3cret" not in repr(remote)
 
 
+# The service's data directory, as its environment passes it to the backend.
+DATA_DIR = Path("/var/lib/provider")
+
+
 def ssh_environ(**overrides: str) -> dict[str, str]:
     environ = {
         "DJANGO_GIT_REPO": "git+ssh://git@git.example.com/dns.git@main",
         "DJANGO_GIT_SSH_KEY": KEY,
         "DJANGO_GIT_KNOWN_HOSTS": KNOWN_HOSTS,
-        "DJANGO_DATA_DIR": "/var/lib/provider",
     }
     environ.update(overrides)
     return {name: value for name, value in environ.items() if value}
 
 
 def test_ssh_settings_are_read_with_defaults() -> None:
-    settings = settings_from_env(ssh_environ())
+    settings = settings_from_env(ssh_environ(), data_dir=DATA_DIR)
     assert settings.remote.kind == "ssh"
     assert settings.ssh_key == KEY + "\n"
     assert settings.known_hosts == KNOWN_HOSTS
@@ -121,7 +124,7 @@ def test_ssh_settings_are_read_with_defaults() -> None:
     ("raw", "expected"), [("openssh", "openssh"), ("libgit2", "libgit2"), (" LibGit2 ", "libgit2")]
 )
 def test_the_ssh_transport_can_be_chosen(raw: str, expected: str) -> None:
-    settings = settings_from_env(ssh_environ(DJANGO_GIT_SSH_TRANSPORT=raw))
+    settings = settings_from_env(ssh_environ(DJANGO_GIT_SSH_TRANSPORT=raw), data_dir=DATA_DIR)
     assert settings.ssh_transport == expected
 
 
@@ -134,7 +137,8 @@ def test_key_and_known_hosts_can_come_from_files(tmp_path: Path) -> None:
             DJANGO_GIT_KNOWN_HOSTS="",
             DJANGO_GIT_SSH_KEY_FILE=str(tmp_path / "id"),
             DJANGO_GIT_KNOWN_HOSTS_FILE=str(tmp_path / "known_hosts"),
-        )
+        ),
+        data_dir=DATA_DIR,
     )
     assert settings.ssh_key == KEY + "\n"
     assert settings.known_hosts == KNOWN_HOSTS
@@ -146,14 +150,15 @@ def test_workdir_author_and_identity_can_be_configured() -> None:
             DJANGO_GIT_WORKDIR="/srv/work",
             DJANGO_GIT_AUTHOR_NAME="ACME bot",
             DJANGO_GIT_AUTHOR_EMAIL="acme@example.com",
-        )
+        ),
+        data_dir=DATA_DIR,
     )
     assert settings.workdir == Path("/srv/work")
     assert (settings.author_name, settings.author_email) == ("ACME bot", "acme@example.com")
 
 
 def test_local_remote_needs_no_ssh_material() -> None:
-    settings = settings_from_env({"DJANGO_GIT_REPO": "/srv/dns.git"})
+    settings = settings_from_env({"DJANGO_GIT_REPO": "/srv/dns.git"}, data_dir=DATA_DIR)
     assert settings.ssh_key is None
     assert settings.known_hosts is None
 
@@ -181,5 +186,5 @@ def test_local_remote_needs_no_ssh_material() -> None:
 )
 def test_bad_configuration_names_the_variable(overrides: dict[str, str], variable: str) -> None:
     with pytest.raises(BackendConfigError, match=variable) as raised:
-        settings_from_env(ssh_environ(**overrides))
+        settings_from_env(ssh_environ(**overrides), data_dir=DATA_DIR)
     assert "c2VjcmV0" not in str(raised.value)

@@ -13,10 +13,10 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from dns_backends import BackendConfigError, DnsBackendError, DnsBackendUnavailableError
+from dns_backends import BackendConfigError, DnsBackendError, DnsBackendUnavailableError, events
 from dns_backends.git import GitBackend, from_env
 
-from tests.dns_backends.contract import DnsBackendContract, token
+from tests.dns_backends.contract import DnsBackendContract, ZoneTxt, token
 from tests.dns_backends.git_fixtures import (
     SEED_ZONES,
     TEAM_RECORD,
@@ -25,6 +25,7 @@ from tests.dns_backends.git_fixtures import (
     present_around_a_team_push,
     remote_file,
     ssh_environ,
+    zone_file_txt,
 )
 from tests.sshd import SshServer
 
@@ -70,6 +71,12 @@ def backend(open_backend: BackendOpener) -> GitBackend:
     return open_backend()
 
 
+@pytest.fixture
+def zone_txt(remote: Path) -> ZoneTxt:
+    """Read a zone's records from its file in the remote (the contract's independent view)."""
+    return lambda zone, fqdn: zone_file_txt(remote, zone, fqdn)
+
+
 class TestGitBackendOverSsh(DnsBackendContract):
     """The shared contract, over ``git+ssh://root@127.0.0.1:<port>/<path>@main``."""
 
@@ -103,6 +110,23 @@ def test_a_push_behind_the_clones_back_is_fetched_and_the_change_re_applied(
         "DNS team: add a record",
         "Add _acme-challenge.a.example.com record",
     ]
+
+
+def test_a_lost_push_race_is_reported_as_a_conflict_and_a_retry(
+    backend: GitBackend, remote: Path, tmp_path: Path
+) -> None:
+    """The clone is stale after the DNS team's push: the first push loses, the retry lands."""
+    seen: list[tuple[str, str]] = []
+
+    def listen(backend_name: str, event: str) -> None:
+        seen.append((backend_name, event))
+
+    events.subscribe(listen)
+    try:
+        present_around_a_team_push(backend, remote, tmp_path / "team")
+    finally:
+        events.unsubscribe(listen)
+    assert seen == [("git", events.PUSH_CONFLICT), ("git", events.PUSH_RETRY)]
 
 
 def test_a_push_refused_by_a_hook_raises_with_its_reason_and_publishes_nothing(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dns_backends.git_zonefile import add_value, normalise, remove_value, values_at
+from dns_backends.git.zonefile import add_value, normalise, remove_value, values_at
 
 from tests.dns_backends.contract import token
 

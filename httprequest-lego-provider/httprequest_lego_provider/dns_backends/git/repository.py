@@ -1,4 +1,4 @@
-"""Where the git backend's commits go, and how a lost race with another writer is detected.
+"""The repository commits are built in, the commits themselves, and where they are published.
 
 Two stores share one small interface (``tip``, ``refresh``, ``publish``):
 
@@ -11,14 +11,13 @@ Two stores share one small interface (``tip``, ``refresh``, ``publish``):
   objects and published with ``git push`` (``git receive-pack`` runs the hooks), so a DNS team
   that deploys from a hook is never silently skipped.
 - :class:`CloneStore` for SSH and https remotes: a persistent bare clone in the work directory
-  (shallow, so start-up does not grow with history), fetched and pushed through a *network*:
-  :class:`~dns_backends.git_openssh.OpenSshNetwork` (``git`` over one reused OpenSSH
-  connection, the default for SSH) or :class:`~dns_backends.git_libgit2.Libgit2Network`
-  (in-process, https and ``DJANGO_GIT_SSH_TRANSPORT=libgit2``). The receiving git checks the
-  old value of the branch, so a concurrent writer's push makes ours fail, not overwrite it.
+  (shallow, so start-up does not grow with history), fetched and pushed through a
+  :class:`~dns_backends.git.transport.Network`. The receiving git checks the old value of the
+  branch, so a concurrent writer's push makes ours fail, not overwrite it.
 
 Either way ``publish`` raises :class:`PushRejectedError` exactly when the branch moved since the
-commit's parent was read, and the backend then re-applies its changes on the new tip.
+commit's parent was read, and the backend then re-applies its changes on the new tip
+(:func:`plan` and :func:`write_commit` build the commit from the changes).
 """
 
 from __future__ import annotations
@@ -27,13 +26,18 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import pygit2
 
-from dns_backends.base import DnsBackendError, DnsBackendUnavailableError
-from dns_backends.git_cli import (
+from dns_backends.base import DnsBackendError, DnsBackendUnavailableError, ZoneNotFoundError
+from dns_backends.deadline import Deadline, DeadlineExceededError, default_deadline
+from dns_backends.git.settings import GitSettings, RemoteSpec
+from dns_backends.git.transport import Network, open_network
+from dns_backends.git.transport.cli import (
     GitTransferError,
     PushRefusedError,
     PushRejectedError,
@@ -42,18 +46,29 @@ from dns_backends.git_cli import (
     main_line,
     push_compare_and_swap,
 )
-from dns_backends.git_libgit2 import Libgit2Network
-from dns_backends.git_openssh import OpenSshNetwork
-from dns_backends.git_settings import GitSettings, RemoteSpec
+from dns_backends.git.zonefile import add_value, remove_value, zone_file_name
+from dns_backends.zones import find_zone
 
-__all__ = ["CloneStore", "LocalStore", "PushRejectedError", "Store", "open_store"]
+__all__ = [
+    "Change",
+    "CloneStore",
+    "LocalStore",
+    "Plan",
+    "PushRejectedError",
+    "Store",
+    "TreeZones",
+    "open_store",
+    "plan",
+    "write_commit",
+    "zone_file",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BRANCH = "main"
-# The hooks ``git receive-pack`` runs; any of them makes a local publish go through it.
 # How long another writer may hold the branch's lock file before we call the lock stale.
 LOCK_WAIT_SECONDS = 2.0
+# The hooks ``git receive-pack`` runs; any of them makes a local publish go through it.
 RECEIVE_HOOKS = ("pre-receive", "update", "post-receive", "post-update", "reference-transaction")
 
 
@@ -66,44 +81,28 @@ class Store(Protocol):
     def repo(self) -> pygit2.Repository:
         """The repository whose object database new blobs, trees and commits are written to."""
 
-    def tip(self) -> pygit2.Oid:
+    def tip(self, deadline: Deadline) -> pygit2.Oid:
         """Return the last known tip of the branch (may be stale unless authoritative)."""
 
-    def refresh(self) -> pygit2.Oid:
+    def refresh(self, deadline: Deadline) -> pygit2.Oid:
         """Return the tip as published right now (fetches from a network remote)."""
 
-    def publish(self, base: pygit2.Oid, commit: pygit2.Oid) -> None:
-        """Move the published branch from ``base`` to ``commit`` (a child of ``base``)."""
+    def publish(self, base: pygit2.Oid, commit: pygit2.Oid, deadline: Deadline) -> None:
+        """Move the published branch from ``base`` to ``commit`` (a child of ``base``).
+
+        The move is whole or nothing: when the deadline runs out (``DeadlineExceededError``)
+        the branch is at ``base`` or at ``commit``, never anywhere else.
+        """
 
     def close(self) -> None:
         """Release the repository's files (and any connection)."""
 
 
-class Network(Protocol):
-    """How a :class:`CloneStore` talks to its remote."""
-
-    def default_branch(self, repo: pygit2.Repository) -> str:
-        """Return the branch the remote's HEAD names."""
-
-    def fetch(self, repo: pygit2.Repository, refspec: str, depth: int) -> None:
-        """Fetch ``refspec`` into ``repo``, ``depth`` commits deep (0: all that are missing)."""
-
-    def push(
-        self, repo: pygit2.Repository, base: pygit2.Oid, commit: pygit2.Oid, ref: str
-    ) -> None:
-        """Push ``commit`` to ``ref``; raise ``PushRejectedError``/``PushRefusedError``/etc."""
-
-    def close(self) -> None:
-        """Release connections and credentials."""
-
-
-def open_store(settings: GitSettings) -> Store:
+def open_store(settings: GitSettings, deadline: Deadline) -> Store:
     """Open the store for the configured remote (call with the work directory's lock held)."""
     if settings.remote.kind == "local":
         return LocalStore(settings.remote, settings.workdir)
-    if settings.remote.kind == "ssh" and settings.ssh_transport == "openssh":
-        return CloneStore(settings, OpenSshNetwork(settings))
-    return CloneStore(settings, Libgit2Network(settings))
+    return CloneStore(settings, open_network(settings), deadline)
 
 
 def _direct_target(ref: pygit2.Reference) -> pygit2.Oid:
@@ -160,7 +159,7 @@ class LocalStore:
             directory = os.path.join(self._repo.path, os.path.expanduser(configured))
         return [name for name in RECEIVE_HOOKS if _executable(os.path.join(directory, name))]
 
-    def tip(self) -> pygit2.Oid:
+    def tip(self, deadline: Deadline | None = None) -> pygit2.Oid:
         """Read the branch from disk: it is the published state."""
         if not os.path.isdir(self._path):
             raise DnsBackendError(f"the git repository at {self._path} has disappeared")
@@ -169,19 +168,22 @@ class LocalStore:
             raise DnsBackendError(f"the git repository has no branch {self._ref[11:]!r}")
         return _direct_target(ref)
 
-    def refresh(self) -> pygit2.Oid:
+    def refresh(self, deadline: Deadline | None = None) -> pygit2.Oid:
         """Same as :meth:`tip`: there is nothing to fetch."""
         return self.tip()
 
-    def publish(self, base: pygit2.Oid, commit: pygit2.Oid) -> None:
+    def publish(
+        self, base: pygit2.Oid, commit: pygit2.Oid, deadline: Deadline | None = None
+    ) -> None:
         """Move the branch to ``commit`` only if it still points at ``base``.
 
         With hooks (or a commit built while there were), ``git push`` does it, checking the
         old value. Without, ``set_target`` passes the value read here as the expected old
         value and updates the ref under its lock file, so a writer in between makes it fail.
         """
+        deadline = deadline or default_deadline()
         if self.receive_hooks() or commit not in self._repo:
-            self._push(base, commit)
+            self._push(base, commit, deadline)
             return
         ref = self._repo.references.get(self._ref)
         if ref is None or ref.target != base:
@@ -189,37 +191,54 @@ class LocalStore:
         try:
             ref.set_target(commit, "httprequest-lego-provider")
         except (pygit2.GitError, OSError) as exc:  # a lock file is reported as OSError
-            if self._lost_to_another_writer(base, locked="lock" in str(exc).lower()):
+            locked = "lock" in str(exc).lower()
+            if self._lost_to_another_writer(base, locked=locked, deadline=deadline):
                 raise PushRejectedError from exc
             logger.warning("cannot move %s in %s: %s", self._ref, self._path, exc)
             raise DnsBackendError("the git repository refused to move its branch") from exc
 
-    def _lost_to_another_writer(self, base: pygit2.Oid, *, locked: bool) -> bool:
+    def _lost_to_another_writer(
+        self, base: pygit2.Oid, *, locked: bool, deadline: Deadline
+    ) -> bool:
         """After a failed update: did another writer (on any host) hold or move the branch?
 
         Another writer holds ``<ref>.lock`` from taking it until renaming it over the ref, so
         our update can fail on the lock while the tip still reads ``base``; by the time we
         look, that writer may have finished (tip moved) or given up (lock gone). Either way we
         lost a race and retry. A lock that outlives the wait is stale; a failure that was not
-        about the lock is reported as it is unless the tip moved meanwhile.
+        about the lock is reported as it is unless the tip moved meanwhile. The wait ends with
+        the request's deadline if that comes first.
         """
         if not locked:
             return self.tip() != base
         lock = Path(self._path) / (self._ref + ".lock")
-        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        stale_at = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
             if self.tip() != base or not lock.exists():
                 return True
-            if time.monotonic() > deadline:
+            if time.monotonic() > stale_at:
                 return False
-            time.sleep(0.005)
+            step = "waiting for another writer's lock on the git branch"
+            time.sleep(min(0.005, deadline.check(step)))
 
-    def _push(self, base: pygit2.Oid, commit: pygit2.Oid) -> None:
-        """Push from the staging repository: ``git receive-pack`` runs the hooks."""
+    def _push(self, base: pygit2.Oid, commit: pygit2.Oid, deadline: Deadline) -> None:
+        """Push from the staging repository: ``git receive-pack`` runs the hooks.
+
+        A push that outlives the deadline is stopped with its ``receive-pack`` and hooks: the
+        branch has then moved whole (the hook that was stopped ran after the update) or not
+        at all.
+        """
         staging = self._staging_repo()
         try:
             push_compare_and_swap(
-                staging.path, self._path, self._ref, str(base), str(commit), env=self._env
+                staging.path,
+                self._path,
+                self._ref,
+                str(base),
+                str(commit),
+                env=self._env,
+                deadline=deadline,
+                step="pushing to the git repository (its hooks included)",
             )
         except PushRefusedError as exc:
             if self.tip() != base:
@@ -286,14 +305,14 @@ class CloneStore:
 
     authoritative = False
 
-    def __init__(self, settings: GitSettings, network: Network) -> None:
+    def __init__(self, settings: GitSettings, network: Network, deadline: Deadline) -> None:
         self._remote = settings.remote
         self._network = network
         try:
             self._repo = _open_or_init(
                 settings.workdir / f"clone-{settings.remote.slug}.git", settings.remote.url
             )
-            self._branch = settings.remote.branch or network.default_branch(self._repo)
+            self._branch = settings.remote.branch or network.default_branch(self._repo, deadline)
         except BaseException:
             network.close()
             raise
@@ -305,43 +324,51 @@ class CloneStore:
         """The local clone."""
         return self._repo
 
-    def tip(self) -> pygit2.Oid:
+    def tip(self, deadline: Deadline) -> pygit2.Oid:
         """Return the remote-tracking branch, fetching it the first time."""
         ref = self._repo.references.get(self._tracking)
         if ref is None:
-            return self.refresh()
+            return self.refresh(deadline)
         return _direct_target(ref)
 
-    def refresh(self) -> pygit2.Oid:
+    def refresh(self, deadline: Deadline) -> pygit2.Oid:
         """Fetch the branch (only the tip commit the first time: history is never needed)."""
         depth = 0 if self._repo.references.get(self._tracking) is not None else 1
-        self._network.fetch(self._repo, f"+{self._ref}:{self._tracking}", depth)
+        self._network.fetch(self._repo, f"+{self._ref}:{self._tracking}", depth, deadline)
         ref = self._repo.references.get(self._tracking)
         if ref is None:
             raise DnsBackendError(f"the git remote has no branch {self._branch!r}")
         return _direct_target(ref)
 
-    def publish(self, base: pygit2.Oid, commit: pygit2.Oid) -> None:
-        """Push ``commit``; when the remote gave no clear verdict, ask it what happened."""
+    def publish(self, base: pygit2.Oid, commit: pygit2.Oid, deadline: Deadline) -> None:
+        """Push ``commit``; when the remote gave no clear verdict, ask it what happened.
+
+        A push stopped by the deadline is not asked about (there is no time left): the remote
+        moves its branch whole or not at all, and the next request's fetch learns which.
+        """
         refused: str | None = None
         try:
-            self._network.push(self._repo, base, commit, self._ref)
+            self._network.push(self._repo, base, commit, self._ref, deadline)
         except PushRefusedError as exc:
             refused = exc.reason
+        except DeadlineExceededError:
+            raise
         except DnsBackendUnavailableError:
             pass  # rejected before sending (the branch moved) or cut off: ask the remote
         else:
             self._repo.references.create(self._tracking, commit, force=True)
             return
-        self._reconcile(base, commit, refused)
+        self._reconcile(base, commit, refused, deadline)
 
-    def _reconcile(self, base: pygit2.Oid, commit: pygit2.Oid, refused: str | None) -> None:
+    def _reconcile(
+        self, base: pygit2.Oid, commit: pygit2.Oid, refused: str | None, deadline: Deadline
+    ) -> None:
         """Ask the remote whether a failed push landed, lost a race, or was refused.
 
         A refusal can be a lost race too (the branch moved while the remote held its lock);
         nothing may claim success on a guess.
         """
-        now = self.refresh()
+        now = self.refresh(deadline)
         if now == commit:
             return
         if now != base:
@@ -367,3 +394,117 @@ def _open_or_init(path: Path, url: str) -> pygit2.Repository:
     if "origin" not in [remote.name for remote in repo.remotes]:
         repo.remotes.create("origin", url)
     return repo
+
+
+@dataclass(frozen=True, eq=False)
+class Change:
+    """One request's change to one TXT value (compared by identity: two requests, two changes)."""
+
+    action: Literal["Add", "Remove"]
+    fqdn: str
+    value: str
+
+    @property
+    def summary(self) -> str:
+        """The change as a commit message line: ``Add <fqdn> record``."""
+        return f"{self.action} {self.fqdn} record"
+
+
+@dataclass
+class Plan:
+    """The changes of a batch applied to one tip: a new tree (None if nothing changed)."""
+
+    tree: pygit2.Oid | None
+    summaries: list[str]
+    errors: dict[Change, DnsBackendError]
+
+
+# Tree entry modes of a regular file: a zone file is one of these and nothing else.
+REGULAR_FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
+_ENTRY_KINDS = {
+    pygit2.GIT_FILEMODE_LINK: "a symbolic link",
+    pygit2.GIT_FILEMODE_TREE: "a directory",
+    pygit2.GIT_FILEMODE_COMMIT: "a submodule",
+}
+
+
+class TreeZones:
+    """The zones of a commit: every ``<zone>.domain`` regular file at its root.
+
+    An entry of that name that is anything else (a symbolic link, a directory, a submodule) is
+    refused rather than skipped: writing through a link would miss the real zone, and falling
+    back to the parent zone would put the record where it is never served.
+    """
+
+    def __init__(self, tree: pygit2.Tree) -> None:
+        self._tree = tree
+
+    def __contains__(self, zone: object) -> bool:
+        if not isinstance(zone, str) or zone_file_name(zone) not in self._tree:
+            return False
+        name = zone_file_name(zone)
+        mode = self._tree[name].filemode
+        if mode not in REGULAR_FILE_MODES:
+            kind = _ENTRY_KINDS.get(mode, f"an entry of mode {mode:o}")
+            logger.warning("refusing to use %s in the zone repository: it is %s", name, kind)
+            raise DnsBackendError(
+                f"the zone file {name} in the git repository is {kind}, not a regular file: "
+                "refusing to write through it (ask the DNS team to fix the repository)"
+            )
+        return True
+
+
+def plan(repo: pygit2.Repository, base: pygit2.Oid, batch: Sequence[Change]) -> Plan:
+    """Apply the batch, in arrival order, to the zone files of ``base``'s tree."""
+    tree = repo[base].peel(pygit2.Tree)
+    zones = TreeZones(tree)
+    originals: dict[str, bytes] = {}
+    contents: dict[str, bytes] = {}
+    summaries: list[str] = []
+    errors: dict[Change, DnsBackendError] = {}
+    for change in batch:
+        try:
+            zone = find_zone(change.fqdn, zones)
+        except DnsBackendError as exc:  # the zone's file is not a regular file
+            errors[change] = exc
+            continue
+        if zone is None:
+            errors[change] = ZoneNotFoundError(change.fqdn)
+            continue
+        if zone not in contents:
+            originals[zone] = contents[zone] = zone_file(repo, tree, zone)
+        edit = add_value if change.action == "Add" else remove_value
+        updated = edit(contents[zone], zone, change.fqdn, change.value)
+        if updated != contents[zone]:
+            contents[zone] = updated
+            summaries.append(change.summary)
+    changed = {zone: data for zone, data in contents.items() if data != originals[zone]}
+    if not changed:
+        return Plan(tree=None, summaries=[], errors=errors)
+    builder = repo.TreeBuilder(tree)
+    for zone, data in changed.items():
+        name = zone_file_name(zone)
+        builder.insert(name, repo.create_blob(data), tree[name].filemode)
+    return Plan(tree=builder.write(), summaries=summaries, errors=errors)
+
+
+def zone_file(repo: pygit2.Repository, tree: pygit2.Tree, zone: str) -> bytes:
+    """Return the zone file's bytes as committed."""
+    data: bytes = repo[tree[zone_file_name(zone)].id].peel(pygit2.Blob).data
+    return data
+
+
+def write_commit(
+    repo: pygit2.Repository,
+    base: pygit2.Oid,
+    tree: pygit2.Oid,
+    summaries: list[str],
+    author: pygit2.Signature,
+) -> pygit2.Oid:
+    """Write the commit object of a planned tree (not yet on any branch)."""
+    if len(summaries) == 1:
+        message = f"{summaries[0]}\n"
+    else:
+        message = f"Update {len(summaries)} records\n\n" + "".join(f"{s}\n" for s in summaries)
+    commit: pygit2.Oid = repo.create_commit(None, author, author, message, tree, [base])
+    return commit

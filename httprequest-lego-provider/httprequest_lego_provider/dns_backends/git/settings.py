@@ -1,4 +1,4 @@
-"""The git backend's configuration: ``DJANGO_GIT_*`` read once, validated, into dataclasses."""
+"""The git backend's settings: ``DJANGO_GIT_*`` read once, validated, into dataclasses."""
 
 from __future__ import annotations
 
@@ -138,8 +138,11 @@ def _parse_https_url(text: str) -> RemoteSpec:
     )
 
 
-def settings_from_env(environ: Mapping[str, str]) -> GitSettings:
+def settings_from_env(environ: Mapping[str, str], *, data_dir: Path | None = None) -> GitSettings:
     """Read and check the ``DJANGO_GIT_*`` variables.
+
+    ``data_dir`` is the service's state directory (``DJANGO_DATA_DIR``, read by the service's
+    environment); the work directory defaults to ``<data_dir>/git-workdir``.
 
     Raises:
         BackendConfigError: a variable is missing or invalid; the message names it.
@@ -161,8 +164,7 @@ def settings_from_env(environ: Mapping[str, str]) -> GitSettings:
                 f"remote: the host key of {remote.host} must be known (ssh-keyscan it)"
             )
     ssh_transport = _ssh_transport(environ)
-    data_dir = Path(environ.get("DJANGO_DATA_DIR") or ".local/provider")
-    workdir = Path(environ.get("DJANGO_GIT_WORKDIR") or data_dir / "git-workdir")
+    workdir = _workdir(environ, data_dir)
     return GitSettings(
         remote=remote,
         workdir=workdir.resolve(),
@@ -172,6 +174,16 @@ def settings_from_env(environ: Mapping[str, str]) -> GitSettings:
         author_email=environ.get("DJANGO_GIT_AUTHOR_EMAIL") or DEFAULT_AUTHOR_EMAIL,
         ssh_transport=ssh_transport,
     )
+
+
+def _workdir(environ: Mapping[str, str], data_dir: Path | None) -> Path:
+    """Return ``DJANGO_GIT_WORKDIR``, else the ``git-workdir`` folder of the data directory."""
+    raw = environ.get("DJANGO_GIT_WORKDIR", "").strip()
+    if raw:
+        return Path(raw)
+    if data_dir is None:
+        raise BackendConfigError("DJANGO_GIT_WORKDIR is not set and there is no data directory")
+    return data_dir / "git-workdir"
 
 
 def _ssh_transport(environ: Mapping[str, str]) -> SshTransport:

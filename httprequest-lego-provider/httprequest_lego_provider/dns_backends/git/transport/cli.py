@@ -9,20 +9,18 @@ run with a clean environment, in its own process group so that a timeout stops a
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import signal
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from dns_backends.base import DnsBackendError, DnsBackendUnavailableError
+from dns_backends.base import DnsBackendError
+from dns_backends.deadline import Deadline, default_deadline
+from dns_backends.git.transport.process import CommandTimeoutError, run_command
 
 logger = logging.getLogger(__name__)
 
-TRANSFER_TIMEOUT_SECONDS = 60  # includes the hooks: a post-receive may deploy the zone
 MAX_REASON_LENGTH = 200
 
 # Variables that would point git at another repository, object store or configuration.
@@ -85,46 +83,45 @@ def git_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def run_git(
-    args: Sequence[str], *, env: Mapping[str, str], timeout: float = TRANSFER_TIMEOUT_SECONDS
+    args: Sequence[str], *, env: Mapping[str, str], deadline: Deadline, step: str
 ) -> GitResult:
-    """Run ``git <args>``; a command that outlives ``timeout`` is killed with its children.
+    """Run ``git <args>`` (``step`` says what for); one that outlives the deadline is killed.
+
+    The command, its children (ssh, a local ``receive-pack`` and its hooks) are stopped
+    together: they run in a process group of their own (see :mod:`.process`, which also
+    starts it cheaply under gevent).
 
     Raises:
         DnsBackendError: the git command is not installed.
-        DnsBackendUnavailableError: the command did not finish in time.
+        DeadlineExceededError: the deadline had passed, or passed before the command finished.
     """
+    timeout = deadline.check(step)
     try:
-        process = subprocess.Popen(  # noqa: S603 - an argument list, never a shell
-            ["git", *args],  # noqa: S607 - git is found on PATH like every other tool
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env),
-            start_new_session=True,
-        )
+        completed = run_command(["git", *args], env, timeout)
     except FileNotFoundError as exc:
         raise DnsBackendError(
             "the git command is not installed on the provider's host (install git)"
         ) from exc
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        logger.warning("git %s did not finish within %s s", args[0], timeout)
-        raise DnsBackendUnavailableError(
-            f"the git {args[0]} did not finish within {timeout:.0f} s, try again later"
-        ) from exc
+    except CommandTimeoutError as exc:
+        logger.warning("git stopped: %s did not finish within the request's deadline", step)
+        raise deadline.exceeded(step) from exc
     return GitResult(
-        process.returncode,
-        stdout.decode("utf-8", "replace"),
-        stderr.decode("utf-8", "replace"),
+        completed.returncode,
+        completed.stdout.decode("utf-8", "replace"),
+        completed.stderr.decode("utf-8", "replace"),
     )
 
 
 def push_compare_and_swap(
-    git_dir: str, url: str, ref: str, base: str, commit: str, *, env: Mapping[str, str]
+    git_dir: str,
+    url: str,
+    ref: str,
+    base: str,
+    commit: str,
+    *,
+    env: Mapping[str, str],
+    deadline: Deadline | None = None,
+    step: str = "pushing to the git repository",
 ) -> GitResult:
     """Push ``commit`` to ``ref`` at ``url`` only if the remote's ``ref`` is still ``base``.
 
@@ -138,6 +135,8 @@ def push_compare_and_swap(
         PushRejectedError: the branch no longer points at ``base`` (a lost race).
         PushRefusedError: the remote refused the update (hook, lock, concurrent update).
         GitTransferError: no verdict for the ref (connection, authentication, ...).
+        DeadlineExceededError: the push did not finish in time (it may still land: the remote
+            moves the branch whole or not at all).
     """
     result = run_git(
         [
@@ -150,6 +149,8 @@ def push_compare_and_swap(
             f"{commit}:{ref}",
         ],
         env=env,
+        deadline=deadline or default_deadline(),
+        step=step,
     )
     status = _ref_status(result.stdout, ref)
     if status is None:

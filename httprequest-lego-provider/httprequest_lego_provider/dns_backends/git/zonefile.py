@@ -49,7 +49,10 @@ def normalise(fqdn: str, value: str) -> tuple[str, str]:
         or len(labels) < _MIN_LABELS
         or not all(_LABEL.fullmatch(label) for label in labels)
     ):
-        raise ValueError(f"refusing to write a record for the invalid name {fqdn[:80]!r}")
+        raise ValueError(
+            f"refusing to write a record at a name that is not {_MAX_NAME_LENGTH} characters or "
+            "fewer of letters, digits, hyphens and underscores in two labels or more"
+        )
     if not _VALUE.fullmatch(value):
         raise ValueError("refusing to write a TXT value that is not 43 characters of base64url")
     return name, value

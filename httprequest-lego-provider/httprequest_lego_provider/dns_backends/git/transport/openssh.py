@@ -25,7 +25,9 @@ from pathlib import Path
 import pygit2
 
 from dns_backends.base import DnsBackendError, DnsBackendUnavailableError
-from dns_backends.git_cli import (
+from dns_backends.deadline import Deadline
+from dns_backends.git.settings import GitSettings, RemoteSpec
+from dns_backends.git.transport.cli import (
     GitResult,
     GitTransferError,
     PushRefusedError,
@@ -35,7 +37,6 @@ from dns_backends.git_cli import (
     push_compare_and_swap,
     run_git,
 )
-from dns_backends.git_settings import GitSettings, RemoteSpec
 
 logger = logging.getLogger(__name__)
 
@@ -167,19 +168,21 @@ def _write_private(path: Path, content: str) -> None:
 
 
 class OpenSshNetwork:
-    """Transfers for a :class:`~dns_backends.git_transport.CloneStore` through ``git`` and ssh."""
+    """Transfers for a :class:`~dns_backends.git.repository.CloneStore` through ``git`` and ssh."""
 
     def __init__(self, settings: GitSettings) -> None:
         self._remote = settings.remote
         self.session = OpenSshSession(settings)
         self._env = git_environment({"GIT_SSH_COMMAND": self.session.command})
 
-    def default_branch(self, repo: pygit2.Repository) -> str:
+    def default_branch(self, repo: pygit2.Repository, deadline: Deadline) -> str:
         """Ask the remote which branch its HEAD names (only when none is configured)."""
-        result = self._run(["ls-remote", "--symref", self._remote.url, "HEAD"], "list branches")
+        result = self._run(
+            ["ls-remote", "--symref", self._remote.url, "HEAD"], "list branches", deadline
+        )
         return head_branch(result.stdout) or DEFAULT_BRANCH
 
-    def fetch(self, repo: pygit2.Repository, refspec: str, depth: int) -> None:
+    def fetch(self, repo: pygit2.Repository, refspec: str, depth: int, deadline: Deadline) -> None:
         """Fetch ``refspec`` into the clone (``depth`` 0: all commits missing from it)."""
         shallow = [f"--depth={depth}"] if depth else []
         self._run(
@@ -194,10 +197,16 @@ class OpenSshNetwork:
                 refspec,
             ],
             "fetch",
+            deadline,
         )
 
     def push(
-        self, repo: pygit2.Repository, base: pygit2.Oid, commit: pygit2.Oid, ref: str
+        self,
+        repo: pygit2.Repository,
+        base: pygit2.Oid,
+        commit: pygit2.Oid,
+        ref: str,
+        deadline: Deadline,
     ) -> None:
         """Push ``commit`` to ``ref`` if the remote's ``ref`` is still ``base``.
 
@@ -206,10 +215,18 @@ class OpenSshNetwork:
             PushRefusedError: the remote refused the update (a hook, most likely).
             DnsBackendError: the host key or the SSH key was refused.
             DnsBackendUnavailableError: no verdict (unreachable, cut off): ask the remote.
+            DeadlineExceededError: the push did not finish in time.
         """
         try:
             push_compare_and_swap(
-                repo.path, self._remote.url, ref, str(base), str(commit), env=self._env
+                repo.path,
+                self._remote.url,
+                ref,
+                str(base),
+                str(commit),
+                env=self._env,
+                deadline=deadline,
+                step="pushing to the git remote",
             )
         except PushRefusedError as exc:
             logger.warning("%s refused the push: %s", self._remote.display, exc.reason)
@@ -221,8 +238,8 @@ class OpenSshNetwork:
         """Stop the master connection and remove the session's files."""
         self.session.close()
 
-    def _run(self, args: list[str], action: str) -> GitResult:
-        result = run_git(args, env=self._env)
+    def _run(self, args: list[str], action: str, deadline: Deadline) -> GitResult:
+        result = run_git(args, env=self._env, deadline=deadline, step=f"{action} (git remote)")
         if result.returncode != 0:
             raise self._translate(result, action)
         return result

@@ -7,6 +7,11 @@ another writer got in first, the leader re-reads the tip, re-applies the changes
 (a bounded number of times, with jittered backoff). Processes on one host take turns through a
 lock file in the work directory; hosts through git's own check of the branch's old value.
 Nothing holding libgit2 handles survives a fork: each process opens its own on first use.
+
+Every request brings a deadline. A change still queued when its deadline passes is withdrawn
+(it is never published later); a batch is led within the earliest deadline of its changes, and
+every wait (locks, fetch, push, backoff) draws from it. A batch is one commit, so when time runs
+out its changes are all published or none is.
 """
 
 from __future__ import annotations
@@ -21,50 +26,46 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pygit2
+from cooperative import off_the_event_loop
 
-from dns_backends.base import DnsBackendError, DnsBackendUnavailableError, ZoneNotFoundError
-from dns_backends.git_settings import GitSettings, settings_from_env
-from dns_backends.git_transport import PushRejectedError, Store, open_store
-from dns_backends.git_zonefile import (
-    add_value,
-    normalise,
-    remove_value,
-    values_at,
-    zone_file_name,
+from dns_backends import events
+from dns_backends.base import DnsBackendError, DnsBackendUnavailableError, InvalidRecordError
+from dns_backends.deadline import Deadline, default_deadline
+from dns_backends.git.repository import (
+    Change,
+    PushRejectedError,
+    Store,
+    TreeZones,
+    open_store,
+    plan,
+    write_commit,
+    zone_file,
 )
+from dns_backends.git.settings import GitSettings, settings_from_env
+from dns_backends.git.zonefile import normalise, values_at
 from dns_backends.zones import find_zone
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 0.02
 BACKOFF_CAP_SECONDS = 0.5
+# Waiting for another process's lock: poll, doubling the pause up to this (flock cannot time out).
+LOCK_POLL_CAP_SECONDS = 0.01
+QUEUED_STEP = "waiting for earlier changes to be published"
 
 
 @dataclass(eq=False)
-class _Change:
+class _Request:
     """One request's change, and what became of it (filled in by the leader)."""
 
-    action: Literal["Add", "Remove"]
-    fqdn: str
-    value: str
+    change: Change
+    deadline: Deadline
     done: bool = False
     error: DnsBackendError | None = None
-
-    @property
-    def summary(self) -> str:
-        return f"{self.action} {self.fqdn} record"
-
-
-@dataclass
-class _Plan:
-    """The changes of a batch applied to one tip: a new tree (None if nothing changed)."""
-
-    tree: pygit2.Oid | None
-    summaries: list[str]
-    errors: dict[_Change, DnsBackendError]
 
 
 @dataclass(eq=False)
@@ -74,22 +75,10 @@ class _ProcessState:
     pid: int
     lock_fd: int
     store: Store | None = None
-    pending: list[_Change] = field(default_factory=list)
+    pending: list[_Request] = field(default_factory=list)
     leading: bool = False
     wakeup: threading.Condition = field(default_factory=threading.Condition)
     git_lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class _TreeZones:
-    """The zones of a commit: every ``<zone>.domain`` file at its root."""
-
-    def __init__(self, tree: pygit2.Tree) -> None:
-        self._tree = tree
-
-    def __contains__(self, zone: object) -> bool:
-        if not isinstance(zone, str) or zone_file_name(zone) not in self._tree:
-            return False
-        return self._tree[zone_file_name(zone)].type_str == "blob"
 
 
 class GitBackend:
@@ -102,25 +91,28 @@ class GitBackend:
         forget = weakref.WeakMethod(self._forget_parent_state)
         os.register_at_fork(after_in_child=lambda: _call_if_alive(forget))
 
-    def present(self, fqdn: str, value: str) -> None:
+    def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Add the TXT value at ``fqdn`` beside any others; return once it is pushed."""
-        self._submit(_Change("Add", *normalise(fqdn, value)))
+        change = _change("Add", fqdn, value)
+        self._submit(_Request(change, deadline or default_deadline()))
 
-    def cleanup(self, fqdn: str, value: str) -> None:
+    def cleanup(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Remove exactly this TXT value at ``fqdn``; return once the removal is pushed."""
-        self._submit(_Change("Remove", *normalise(fqdn, value)))
+        change = _change("Remove", fqdn, value)
+        self._submit(_Request(change, deadline or default_deadline()))
 
     def values(self, fqdn: str) -> set[str]:
         """Return the values published at ``fqdn`` in the remote's current state."""
         name = fqdn.lower().removesuffix(".")
         state = self._process_state()
-        with state.git_lock, self._host_lock(state):
-            store = self._store(state)
-            tree = store.repo[store.refresh()].peel(pygit2.Tree)
-            zone = find_zone(name, _TreeZones(tree))
+        deadline = default_deadline()
+        with self._locks(state, deadline):
+            store = self._store(state, deadline)
+            tree = store.repo[store.refresh(deadline)].peel(pygit2.Tree)
+            zone = find_zone(name, TreeZones(tree))
             if zone is None:
                 return set()
-            return values_at(_blob(store.repo, tree, zone), zone, name)
+            return values_at(zone_file(store.repo, tree, zone), zone, name)
 
     def close(self) -> None:
         """Release this process's repository handles, SSH connection and lock file."""
@@ -162,16 +154,39 @@ class GitBackend:
             os.close(self._state.lock_fd)
             self._state = None
 
-    def _store(self, state: _ProcessState) -> Store:
+    def _store(self, state: _ProcessState, deadline: Deadline) -> Store:
         """Open the store on first use (callers hold the git lock and the host lock)."""
         if state.store is None:
-            state.store = open_store(self._settings)
+            state.store = open_store(self._settings, deadline)
         return state.store
 
     @contextmanager
-    def _host_lock(self, state: _ProcessState) -> Iterator[None]:
-        """Take turns with the other processes that share this work directory."""
-        fcntl.flock(state.lock_fd, fcntl.LOCK_EX)
+    def _locks(self, state: _ProcessState, deadline: Deadline) -> Iterator[None]:
+        """Take this process's git lock, then turns with the host's other processes."""
+        step = "waiting for this process's git lock"
+        if not state.git_lock.acquire(timeout=deadline.check(step)):
+            raise deadline.exceeded(step)
+        try:
+            with self._host_lock(state, deadline):
+                yield
+        finally:
+            state.git_lock.release()
+
+    @contextmanager
+    def _host_lock(self, state: _ProcessState, deadline: Deadline) -> Iterator[None]:
+        """Take turns with the other processes that share this work directory.
+
+        ``flock`` cannot wait with a timeout, so a held lock is polled until the deadline.
+        """
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(state.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                left = deadline.check("waiting for another process to publish its changes")
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, LOCK_POLL_CAP_SECONDS)
         try:
             yield
         finally:
@@ -179,14 +194,25 @@ class GitBackend:
 
     # -- group commit ------------------------------------------------------------------------
 
-    def _submit(self, change: _Change) -> None:
-        """Queue ``change``, lead a batch when no other thread is, and wait for its outcome."""
+    def _submit(self, request: _Request) -> None:
+        """Queue ``request``, lead a batch when no other thread is, and wait for its outcome.
+
+        While queued, a request whose deadline passes withdraws its change. Once a leader has
+        taken it, it waits for the leader's verdict, which comes by the batch's deadline.
+        """
         state = self._process_state()
         with state.wakeup:
-            state.pending.append(change)
-            while not change.done:
+            state.pending.append(request)
+            while not request.done:
                 if state.leading:
-                    state.wakeup.wait()
+                    if request in state.pending:
+                        left = request.deadline.remaining()
+                        if left <= 0:
+                            state.pending.remove(request)
+                            raise request.deadline.exceeded(QUEUED_STEP)
+                        state.wakeup.wait(left)
+                    else:
+                        state.wakeup.wait()
                     continue
                 state.leading = True
                 batch, state.pending = state.pending, []
@@ -197,102 +223,84 @@ class GitBackend:
                     state.wakeup.acquire()
                     state.leading = False
                     state.wakeup.notify_all()
-        if change.error is not None:
-            raise change.error
+        if request.error is not None:
+            raise request.error
 
-    def _lead(self, state: _ProcessState, batch: list[_Change]) -> None:
-        """Publish one batch and record each change's outcome; never leave a waiter hanging."""
-        errors: dict[_Change, DnsBackendError] = dict.fromkeys(batch, DnsBackendError())
+    def _lead(self, state: _ProcessState, batch: list[_Request]) -> None:
+        """Publish one batch and record each change's outcome; never leave a waiter hanging.
+
+        Changes whose deadline has already passed are refused unpublished; the others are
+        published within the earliest of their deadlines.
+        """
+        for request in batch:
+            if request.deadline.remaining() <= 0:
+                request.error = request.deadline.exceeded(QUEUED_STEP)
+                request.done = True
+        batch = [request for request in batch if not request.done]
+        if not batch:
+            return
+        deadline = min((request.deadline for request in batch), key=lambda d: d.expires_at)
+        changes = [request.change for request in batch]
+        errors: dict[Change, DnsBackendError] = dict.fromkeys(changes, DnsBackendError())
         try:
-            with state.git_lock, self._host_lock(state):
-                errors = self._publish_batch(self._store(state), batch)
+            with self._locks(state, deadline):
+                errors = self._publish_batch(self._store(state, deadline), changes, deadline)
         except DnsBackendError as exc:
-            errors = dict.fromkeys(batch, exc)
+            errors = dict.fromkeys(changes, exc)
         except Exception:
             # Unexpected (a libgit2 or file system failure): the waiters get a 502, the log
             # gets the details.
             logger.exception("git backend failed to publish a batch of %d changes", len(batch))
         finally:
-            for change in batch:
-                change.error = errors.get(change)
-                change.done = True
+            for request in batch:
+                request.error = errors.get(request.change)
+                request.done = True
 
     def _publish_batch(
-        self, store: Store, batch: Sequence[_Change]
-    ) -> dict[_Change, DnsBackendError]:
+        self, store: Store, batch: Sequence[Change], deadline: Deadline
+    ) -> dict[Change, DnsBackendError]:
         """Commit the batch on the current tip and publish it, re-applying after lost races.
 
         A batch that changes nothing is only reported done once the tip it was checked against
         is known to be the published one (a stale clone could hide another writer's change).
         """
-        base, fresh = store.tip(), store.authoritative
+        base, fresh = store.tip(deadline), store.authoritative
         for attempt in range(self._settings.max_attempts):
-            plan = _plan(store.repo, base, batch)
-            if plan.tree is None:
-                latest = base if fresh else store.refresh()
+            repo = store.repo
+            # Reading zone files and writing objects (fsync'd for a local repository) take a
+            # few milliseconds: under gevent, on a pool thread (see cooperative.py).
+            planned = off_the_event_loop(plan, repo, base, batch)
+            if planned.tree is None:
+                latest = base if fresh else store.refresh(deadline)
                 if latest == base:
-                    return plan.errors
+                    return planned.errors
                 base, fresh = latest, True
                 continue
-            commit = self._commit(store.repo, base, plan.tree, plan.summaries)
+            author = pygit2.Signature(self._settings.author_name, self._settings.author_email)
+            commit = off_the_event_loop(
+                write_commit, repo, base, planned.tree, planned.summaries, author
+            )
             try:
-                store.publish(base, commit)
+                store.publish(base, commit, deadline)
             except PushRejectedError:
-                time.sleep(_backoff(attempt))
-                base, fresh = store.refresh(), True
+                events.emit("git", "push_conflict")
+                left = deadline.check("retrying after another writer's change")
+                time.sleep(min(_backoff(attempt), left))
+                base, fresh = store.refresh(deadline), True
+                events.emit("git", "push_retry")
                 continue
-            return plan.errors
+            return planned.errors
         raise DnsBackendUnavailableError(
             "the git remote kept changing under concurrent writers, try again later"
         )
 
-    def _commit(
-        self, repo: pygit2.Repository, base: pygit2.Oid, tree: pygit2.Oid, summaries: list[str]
-    ) -> pygit2.Oid:
-        """Write the commit object (not yet on any branch)."""
-        signature = pygit2.Signature(self._settings.author_name, self._settings.author_email)
-        if len(summaries) == 1:
-            message = f"{summaries[0]}\n"
-        else:
-            message = f"Update {len(summaries)} records\n\n" + "".join(f"{s}\n" for s in summaries)
-        commit: pygit2.Oid = repo.create_commit(None, signature, signature, message, tree, [base])
-        return commit
 
-
-def _plan(repo: pygit2.Repository, base: pygit2.Oid, batch: Sequence[_Change]) -> _Plan:
-    """Apply the batch, in arrival order, to the zone files of ``base``'s tree."""
-    tree = repo[base].peel(pygit2.Tree)
-    zones = _TreeZones(tree)
-    originals: dict[str, bytes] = {}
-    contents: dict[str, bytes] = {}
-    summaries: list[str] = []
-    errors: dict[_Change, DnsBackendError] = {}
-    for change in batch:
-        zone = find_zone(change.fqdn, zones)
-        if zone is None:
-            errors[change] = ZoneNotFoundError(change.fqdn)
-            continue
-        if zone not in contents:
-            originals[zone] = contents[zone] = _blob(repo, tree, zone)
-        edit = add_value if change.action == "Add" else remove_value
-        updated = edit(contents[zone], zone, change.fqdn, change.value)
-        if updated != contents[zone]:
-            contents[zone] = updated
-            summaries.append(change.summary)
-    changed = {zone: data for zone, data in contents.items() if data != originals[zone]}
-    if not changed:
-        return _Plan(tree=None, summaries=[], errors=errors)
-    builder = repo.TreeBuilder(tree)
-    for zone, data in changed.items():
-        name = zone_file_name(zone)
-        builder.insert(name, repo.create_blob(data), tree[name].filemode)
-    return _Plan(tree=builder.write(), summaries=summaries, errors=errors)
-
-
-def _blob(repo: pygit2.Repository, tree: pygit2.Tree, zone: str) -> bytes:
-    """Return the zone file's bytes as committed."""
-    data: bytes = repo[tree[zone_file_name(zone)].id].peel(pygit2.Blob).data
-    return data
+def _change(action: Literal["Add", "Remove"], fqdn: str, value: str) -> Change:
+    """Return the change to make, or refuse a name or value no zone file line may hold."""
+    try:
+        return Change(action, *normalise(fqdn, value))
+    except ValueError as exc:
+        raise InvalidRecordError(str(exc)) from exc
 
 
 def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
@@ -307,13 +315,13 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))  # noqa: S311
 
 
-def from_env(environ: Mapping[str, str]) -> GitBackend:
+def from_env(environ: Mapping[str, str], *, data_dir: Path | None = None) -> GitBackend:
     """Build the backend from ``DJANGO_GIT_*`` (see :func:`settings_from_env`).
 
     Raises:
         BackendConfigError: a variable is missing or invalid; the message names it.
     """
-    settings = settings_from_env(environ)
+    settings = settings_from_env(environ, data_dir=data_dir)
     if settings.remote.kind == "local":
         # Written straight into the zone repository, a 200 promises the record is on disk:
         # have libgit2 fsync the objects and refs it writes (off by default). A remote reached

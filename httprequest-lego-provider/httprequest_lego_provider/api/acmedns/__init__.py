@@ -1,0 +1,1 @@
+"""The acme-dns protocol (``/register``, ``/update``, ``/health``) on the provider's grants."""

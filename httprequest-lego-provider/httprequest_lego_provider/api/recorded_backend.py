@@ -1,0 +1,114 @@
+"""Every write to the DNS backend, measured, audited and remembered for the janitor.
+
+Callers that change records (httpreq, acme-dns, the janitor, deleting an acme-dns account) use
+:func:`recorded_backend` instead of the bare backend, so each change is one audit row, one count
+by outcome, one latency sample and, for a present, one :class:`~api.models.PublishedRecord`.
+
+The row is written *before* the backend is asked: if the process dies half-way, the janitor
+still knows the value may be in DNS and withdraws it in time (withdrawing an absent value is a
+no-op). It is deleted only once a withdrawal succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.db import DatabaseError, transaction
+from django.utils import timezone
+from dns_backends import Deadline, DnsBackend, DnsBackendError
+
+from api import audit
+from api.backend import get_backend
+from api.metrics import backend_name, failure_reason, metrics
+from api.models import AuditAction, AuditResult, PublishedRecord
+
+logger = logging.getLogger(__name__)
+
+
+class RecordedBackend:
+    """The process's backend, with every change audited and counted."""
+
+    def __init__(self, backend: DnsBackend) -> None:
+        self._backend = backend
+
+    def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
+        """Remember the value, then publish it (see the module docstring)."""
+        remember(fqdn, value, audit.current_via())
+        self._apply(AuditAction.PRESENT, self._backend.present, fqdn, value, deadline)
+        rows = PublishedRecord.objects.filter(name=fqdn, value=value)
+        _after_the_change(lambda: rows.update(confirmed=True))
+
+    def cleanup(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
+        """Withdraw the value, then forget it."""
+        self._apply(AuditAction.CLEANUP, self._backend.cleanup, fqdn, value, deadline)
+        rows = PublishedRecord.objects.filter(name=fqdn, value=value)
+        _after_the_change(rows.delete)
+
+    def values(self, fqdn: str) -> set[str]:
+        """The values the backend publishes at ``fqdn`` (not a change: not recorded)."""
+        return self._backend.values(fqdn)
+
+    def _apply(
+        self,
+        action: AuditAction,
+        change: Callable[[str, str, Deadline | None], None],
+        fqdn: str,
+        value: str,
+        deadline: Deadline | None,
+    ) -> None:
+        via = audit.current_via()
+        started = time.perf_counter()
+        try:
+            change(fqdn, value, deadline)
+        except Exception as exc:
+            reason = failure_reason(exc)
+            message = exc.public_message if isinstance(exc, DnsBackendError) else "internal error"
+            metrics().count_change(action, via, "failed", reason)
+            audit.record(action, fqdn, value=value, result=AuditResult.FAILED, reason=message)
+            raise
+        finally:
+            metrics().backend_seconds.labels(operation=action, backend=backend_name()).observe(
+                time.perf_counter() - started
+            )
+        metrics().count_change(action, via, "ok")
+        audit.record(action, fqdn, value=value, result=AuditResult.OK)
+
+
+def _after_the_change(write: Callable[[], object]) -> None:
+    """Update the record's row once the change is durable; a failure must not undo the answer.
+
+    A row left unconfirmed only hides the value from the gauge; a row left after a cleanup only
+    makes the janitor withdraw an absent value later (a no-op).
+    """
+    try:
+        with transaction.atomic():
+            write()
+    except DatabaseError:
+        logger.exception("cannot update the published record after the change")
+
+
+def remember(fqdn: str, value: str, via: str) -> None:
+    """Record (or refresh: a client presenting again is alive) that the value may be in DNS.
+
+    A database failure here fails the present before anything is published.
+    """
+    try:
+        PublishedRecord.objects.update_or_create(
+            name=fqdn, value=value, defaults={"via": via[:16], "presented_at": timezone.now()}
+        )
+    except DatabaseError:
+        logger.exception("cannot remember the record %s before publishing it", fqdn)
+        raise
+
+
+def refused(action: AuditAction, fqdn: str, value: str, reason: str) -> None:
+    """Audit and count a change refused before the backend was asked (no grant, no account)."""
+    metrics().count_change(action, audit.current_via(), "refused", "not_allowed")
+    audit.record(action, fqdn, value=value, result=AuditResult.REFUSED, reason=reason)
+
+
+def recorded_backend(backend: DnsBackend | None = None) -> RecordedBackend:
+    """``backend``, by default the process's (:func:`api.backend.get_backend`), recorded."""
+    return RecordedBackend(backend if backend is not None else get_backend())
