@@ -28,7 +28,9 @@ class TestRouterInterop(InteropContract):
     def test_a_unit_on_an_old_secret_revision_reads_the_final_credentials(self, ctx, name):
         self.check_database_secret_revision(ctx, name)
 
-    def test_the_dashboard_shows_webhooks_by_outcome_latency_broker_errors_and_gunicorn(self, ctx):
+    def test_the_dashboard_shows_webhooks_by_outcome_latency_broker_errors_waits_and_gunicorn(
+        self, ctx
+    ):
         dashboard = self.shipped_dashboard(ctx)
 
         expressions = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
@@ -36,6 +38,9 @@ class TestRouterInterop(InteropContract):
             "webhook_router_webhooks_total",
             "webhook_router_publish_seconds_bucket",
             "webhook_router_broker_errors_total",
+            "webhook_router_jobs_routed_total",
+            "webhook_router_job_wait_seconds_bucket",
+            "webhook_router_job_run_seconds_bucket",
             "flask_response_code",
             "flask_request_duration",
             "flask_requests",
