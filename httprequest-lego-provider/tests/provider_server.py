@@ -81,6 +81,9 @@ class ProviderServer:
             "DJANGO_ALLOWED_HOSTS": f'["{LOOPBACK}"]',
             "DJANGO_DATA_DIR": str(directory / "data"),
             "DJANGO_LOG_LEVEL": "INFO",
+            # No metrics port unless a test asks for one (servers of one run would share 9103).
+            "DJANGO_METRICS_PORT": "0",
+            "DJANGO_METRICS_ADDRESS": LOOPBACK,
         }
         if database_url:
             self.env["POSTGRESQL_DB_CONNECT_STRING"] = database_url
