@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -90,6 +93,45 @@ def test_store_forgets_confirmed_id_after_the_window(make_store: StoreFactory) -
     time.sleep(2.1)  # expiry is the behaviour under test; 1 s is the smallest window
 
     assert store.claim("a") is Claim.NEW
+
+
+def _open_and_claim(path: str, start: Any, results: Any) -> None:
+    """One worker's first request: open the shared store, then claim a key of its own."""
+    start.wait()
+    try:
+        SqliteDedupStore(Path(path), 60).claim(f"job-{os.getpid()}")
+        results.put("ok")
+    except Exception as exc:  # reported to the parent, which shows it
+        results.put(f"{type(exc).__name__}: {exc} ({exc.__cause__!r})")
+
+
+def test_sqlite_store_opened_by_many_workers_at_once_never_reports_locked(
+    tmp_path: Path,
+) -> None:
+    """Gunicorn's workers open the new file together on their first requests.
+
+    Switching a new file to WAL takes a lock SQLite does not wait for; without the setup lock
+    about one start in seven had a worker fail with "database is locked".
+    """
+    context = multiprocessing.get_context("fork")
+    workers = 8
+    failures: list[str] = []
+    for attempt in range(40):
+        path = str(tmp_path / f"start-{attempt}" / "dedup.sqlite3")
+        start = context.Barrier(workers)
+        results = context.Queue()
+        processes = [
+            context.Process(target=_open_and_claim, args=(path, start, results))
+            for _ in range(workers)
+        ]
+        for process in processes:
+            process.start()
+        outcomes = [results.get(timeout=30) for _ in processes]
+        for process in processes:
+            process.join(timeout=30)
+        failures += [outcome for outcome in outcomes if outcome != "ok"]
+
+    assert failures == []
 
 
 BROKERS = {"embedded": None, "redis": REDIS_URL, "rabbitmq": AMQP_URL}
