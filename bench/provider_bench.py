@@ -1,14 +1,16 @@
 """Benchmark the provider as lego sees it: HTTP through gunicorn, basic auth, a git remote.
 
 Prints, first, the latency of present and of cleanup after warm-up with a person-chosen password
-(PBKDF2) and with a generated one (``--chosen-password-only`` stops there); then, for local bare
+(PBKDF2) and with a generated one (``--chosen-password-only`` stops there), and of acme-dns
+``POST /update`` with an account's generated key (``--acmedns-only`` measures only that); then,
+for local bare
 remotes with 2,000 and 20,000 commits of history, the latency of present and of cleanup with one
 client (median, p95), then the throughput of presents with 1, 8 and 32 concurrent clients,
 checking that every record answered 200 is in the remote, and the resident memory of each
 worker process; then the latency with a local remote that has a hook (pushed through git
 receive-pack) and with an SSH remote on a local sshd, for both SSH transports.
 
-    .venv/bin/python bench/provider_bench.py [--quick] [--chosen-password-only]
+    .venv/bin/python bench/provider_bench.py [--quick] [--chosen-password-only] [--acmedns-only]
 """
 
 from __future__ import annotations
@@ -159,6 +161,41 @@ def throughput(
         client.call("/cleanup", name, value)
 
 
+def acmedns_update_latency(server: ProviderServer, rounds: int, warmup: int) -> None:
+    """``POST /update`` as acme-dns clients send it, on one connection, after warm-up.
+
+    A direct account (its fulldomain is ``_acme-challenge.<name>`` in the managed zone), so each
+    update is a commit and a push like a present; the account's key is generated (fast hasher).
+    """
+    server.create_user("acmedns-bench", subdomains="example.com")
+    storage = json.loads(
+        server.manage("create_acmedns_account", "acmedns-bench", "upd.example.com")
+    )
+    account = storage["upd.example.com"]
+    host, port = server.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=60)
+    headers = {
+        "X-Api-User": account["username"],
+        "X-Api-Key": account["password"],
+        "Content-Type": "application/json",
+    }
+    samples = []
+    for i in range(warmup + rounds):
+        body = json.dumps({"subdomain": account["subdomain"], "txt": token(f"upd{i}")})
+        start = time.perf_counter()
+        conn.request("POST", "/update", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        seconds = time.perf_counter() - start
+        assert response.status == 200, response.status
+        if i >= warmup:
+            samples.append(seconds)
+    print(
+        f"  update   n={len(samples)} median={statistics.median(samples) * 1000:6.1f} ms"
+        f"  p95={percentile(samples, 0.95) * 1000:6.1f} ms"
+    )
+
+
 def worker_rss_mb(master_pid_hint: str) -> list[float]:
     out = subprocess.run(["ps", "-eo", "pid,ppid,rss,args"], capture_output=True, text=True).stdout
     rows = [line.split(None, 3) for line in out.splitlines()[1:]]
@@ -180,6 +217,7 @@ def run_server(
     full: bool = False,
     password: str | None = None,
     warmup: int = 0,
+    acmedns_only: bool = False,
 ) -> None:
     """Serve the provider on ``remote``; measure latency (and, if ``full``, throughput/RSS).
 
@@ -194,6 +232,9 @@ def run_server(
     }
     server = ProviderServer(host, backend_env, database_url=database, webserver=webserver)
     with running(server):
+        if acmedns_only:
+            acmedns_update_latency(server, rounds, warmup)
+            return
         auth = ("bench", server.create_user("bench", password, subdomains="example.com"))
         latency(server.url, auth, rounds, host.name, warmup)
         if full:
@@ -219,11 +260,30 @@ def main() -> None:
         action="store_true",
         help="run only the person-chosen password case",
     )
+    parser.add_argument(
+        "--acmedns-only",
+        action="store_true",
+        help="run only the acme-dns POST /update case",
+    )
     args = parser.parse_args()
     rounds = 30 if args.quick else 200
     print("gunicorn " + " ".join(gunicorn_args(args.webserver)))
     with tempfile.TemporaryDirectory() as tmp, postgresql_database() as database:
         tmp_path = Path(tmp)
+        remote = make_remote(tmp_path / "acmedns.git", 2_000)
+        print("acme-dns POST /update, direct account, local bare remote with 2000 commits:")
+        run_server(
+            tmp_path / "acmedns",
+            remote,
+            f"file://{remote}@main",
+            database,
+            rounds,
+            webserver=args.webserver,
+            warmup=WARMUP_ROUNDS,
+            acmedns_only=True,
+        )
+        if args.acmedns_only:
+            return
         remote = make_remote(tmp_path / "chosen.git", 2_000)
         print(
             "person-chosen password (PBKDF2), local bare remote with 2000 commits, after warm-up:"

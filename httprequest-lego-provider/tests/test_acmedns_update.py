@@ -7,7 +7,7 @@ suite); the error bodies are acme-dns's (SPEC 4.1).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -334,59 +334,63 @@ def test_a_value_that_reached_dns_is_withdrawn_later_however_its_update_ended(
 
 
 @pytest.mark.parametrize("delegated", [False, True])
-def test_one_deadline_covers_every_backend_call_of_an_update(
+def test_an_update_withdrawing_old_values_is_one_backend_change_with_the_requests_deadline(
     machine: Account,
     memory_backend: MemoryBackend,
     monkeypatch: pytest.MonkeyPatch,
     delegated: bool,
 ) -> None:
-    """Publishing the new value and withdrawing the old one draw on the same time.
+    """Publishing the new value and withdrawing the oldest are one write, not two.
 
-    With a fresh deadline per call, an update with old values to withdraw could take a
-    multiple of ``DJANGO_REQUEST_DEADLINE`` and outlive gunicorn's timeout.
+    Two writes cost two commits and pushes (twice a present's time) and, with a fresh deadline
+    per call, could outlive ``DJANGO_REQUEST_DEADLINE``; one change is also atomic.
     """
     new = new_account(delegated=delegated)
     for value in VALUES[:2]:
         assert update(new, body_for(new, value))[0] == 200
     seen: list[tuple[str, Deadline | None]] = []
-    real_present, real_cleanup = memory_backend.present, memory_backend.cleanup
 
-    def present(fqdn: str, value: str, deadline: Deadline | None = None) -> None:
-        seen.append(("present", deadline))
-        real_present(fqdn, value, deadline)
+    def recording(name: str) -> Callable[..., None]:
+        real = getattr(memory_backend, name)
 
-    def cleanup(fqdn: str, value: str, deadline: Deadline | None = None) -> None:
-        seen.append(("cleanup", deadline))
-        real_cleanup(fqdn, value, deadline)
+        def call(*args: Any) -> None:
+            seen.append((name, args[-1]))
+            real(*args)
 
-    monkeypatch.setattr(memory_backend, "present", present)
-    monkeypatch.setattr(memory_backend, "cleanup", cleanup)
+        return call
+
+    for name in ("present", "cleanup", "replace"):
+        monkeypatch.setattr(memory_backend, name, recording(name))
     assert update(new, body_for(new, VALUES[2]))[0] == 200
-    assert [call for call, _ in seen] == ["present", "cleanup"]
-    (_, first), (_, second) = seen
-    assert first is not None
-    assert second is first
+    assert [call for call, _ in seen] == ["replace"]
+    assert isinstance(seen[0][1], Deadline)
     assert memory_backend.values(new.account.fulldomain) == set(VALUES[1:3])
 
 
-def test_failed_withdrawal_keeps_the_old_value_for_the_next_update(
+def test_a_failed_update_publishes_nothing_and_withdraws_nothing(
     machine: Account, memory_backend: MemoryBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The new value is durable, so the answer is 200; the oldest is withdrawn next time."""
+    """The change is whole or absent: the answer says so, and the values in DNS stay as they were.
+
+    The next update withdraws the old values as usual.
+    """
     new = new_account()
     for value in VALUES[:2]:
         update(new, body_for(new, value))
-    real_cleanup = memory_backend.cleanup
+    real_replace = memory_backend.replace
 
-    def failing(fqdn: str, value: str, deadline: Deadline | None = None) -> None:
+    def failing(*args: Any) -> None:
         raise DnsBackendUnavailableError()
 
-    monkeypatch.setattr(memory_backend, "cleanup", failing)
-    assert update(new, body_for(new, VALUES[2]))[0] == 200
-    assert memory_backend.values(DIRECT_NAME) == set(VALUES[:3])
-    monkeypatch.setattr(memory_backend, "cleanup", real_cleanup)
+    monkeypatch.setattr(memory_backend, "replace", failing)
+    status, _ = update(new, body_for(new, VALUES[2]))
+    assert status == 503
+    assert memory_backend.values(DIRECT_NAME) == set(VALUES[:2])
+    monkeypatch.setattr(memory_backend, "replace", real_replace)
     assert update(new, body_for(new, VALUES[3]))[0] == 200
-    assert memory_backend.values(DIRECT_NAME) == set(VALUES[2:4])
+    assert memory_backend.values(DIRECT_NAME) == {VALUES[3]}
+    new.account.refresh_from_db()
+    assert new.account.txt_values == [VALUES[2], VALUES[3]]
 
 
 @pytest.mark.parametrize(

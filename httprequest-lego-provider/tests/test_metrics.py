@@ -96,7 +96,7 @@ def test_no_label_carries_a_user_a_name_or_a_value(
         assert "eve" not in value
         assert VALUE not in value
         assert OTHER not in value
-    allowed = KNOWN_VIAS | set(BACKENDS) | {"present", "cleanup", "other", ""}
+    allowed = KNOWN_VIAS | set(BACKENDS) | {"present", "cleanup", "replace", "other", ""}
     allowed |= {"ok", "refused", "failed", "not_allowed", "internal", "throttled"}
     allowed |= {reason for _, reason in FAILURE_REASONS}
     assert label_values <= allowed

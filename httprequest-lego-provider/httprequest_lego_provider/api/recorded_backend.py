@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, transaction
 from django.utils import timezone
@@ -45,6 +45,43 @@ class RecordedBackend:
         self._apply(AuditAction.CLEANUP, self._backend.cleanup, fqdn, value, deadline)
         rows = PublishedRecord.objects.filter(name=fqdn, value=value)
         _after_the_change(rows.delete)
+
+    def replace(
+        self, fqdn: str, value: str, old_values: Sequence[str], deadline: Deadline | None = None
+    ) -> None:
+        """Remember the new value, then publish it and withdraw the old ones in one change.
+
+        Recorded as the present and cleanups it is: one audit row and one count each.
+        """
+        old_values = [old for old in old_values if old != value]
+        remember(fqdn, value, audit.current_via())
+        via = audit.current_via()
+        changes = [(AuditAction.CLEANUP, old) for old in old_values]
+        changes.append((AuditAction.PRESENT, value))
+        started = time.perf_counter()
+        try:
+            self._backend.replace(fqdn, value, old_values, deadline)
+        except Exception as exc:
+            reason = failure_reason(exc)
+            message = exc.public_message if isinstance(exc, DnsBackendError) else "internal error"
+            for action, changed in changes:
+                metrics().count_change(action, via, "failed", reason)
+                audit.record(
+                    action, fqdn, value=changed, result=AuditResult.FAILED, reason=message
+                )
+            raise
+        finally:
+            metrics().backend_seconds.labels(operation="replace", backend=backend_name()).observe(
+                time.perf_counter() - started
+            )
+        for action, changed in changes:
+            metrics().count_change(action, via, "ok")
+            audit.record(action, fqdn, value=changed, result=AuditResult.OK)
+        published = PublishedRecord.objects.filter(name=fqdn, value=value)
+        _after_the_change(lambda: published.update(confirmed=True))
+        if old_values:
+            withdrawn = PublishedRecord.objects.filter(name=fqdn, value__in=old_values)
+            _after_the_change(withdrawn.delete)
 
     def values(self, fqdn: str) -> set[str]:
         """The values the backend publishes at ``fqdn`` (not a change: not recorded)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -60,3 +61,24 @@ def record_cleanup(
         _authorise(user, challenge, AuditAction.CLEANUP)
         recorded_backend(get_backend()).cleanup(challenge.fqdn, challenge.value, deadline)
     logger.info("cleaned up %s for %s", challenge.fqdn, user.get_username())
+
+
+def record_replace(
+    *,
+    user: AbstractBaseUser | AnonymousUser,
+    challenge: Challenge,
+    old_values: Sequence[str],
+    deadline: Deadline | None = None,
+) -> None:
+    """Publish the challenge's value and withdraw ``old_values`` at its name, as one change.
+
+    The grant is checked once, for the name they share (acme-dns's update of a direct account).
+    """
+    deadline = request_deadline() if deadline is None else deadline
+    with audit.acting(actor=user.get_username(), via="httpreq"):
+        _authorise(user, challenge, AuditAction.PRESENT)
+        recorded_backend(get_backend()).replace(
+            challenge.fqdn, challenge.value, old_values, deadline
+        )
+    logger.info("presented %s for %s, withdrawing %d older values", challenge.fqdn,
+                user.get_username(), len(old_values))  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class DnsBackend(Protocol):
     - ``present`` adds the value beside any other values at that name; presenting a value that
       is already there is a no-op.
     - ``cleanup`` removes exactly that value and leaves the others; removing a value that is
-      absent is a no-op.
+      absent is a no-op. ``replace`` is a present and cleanups at one name, applied together.
     - Both return only once the change is durable where resolvers will read it (for git: the
       commit containing it has been pushed). Safe to call from many threads at once.
     - The zone is the longest suffix of ``fqdn`` that the backend manages; none is
@@ -75,6 +76,20 @@ class DnsBackend(Protocol):
 
     def cleanup(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Remove the TXT ``value`` at ``fqdn``."""
+
+    def replace(
+        self,
+        fqdn: str,
+        value: str,
+        old_values: Sequence[str],
+        deadline: Deadline | None = None,
+    ) -> None:
+        """Add ``value`` and remove each of ``old_values`` at ``fqdn``, as one change.
+
+        Resolvers see the values before or after, never a half: the backend applies the whole
+        change (one commit, one UPDATE message) or none of it. acme-dns's update uses it to
+        keep an account's two newest values for the cost of one write.
+        """
 
     def values(self, fqdn: str) -> set[str]:
         """Return the TXT values currently published at ``fqdn`` (for tests and diagnostics)."""

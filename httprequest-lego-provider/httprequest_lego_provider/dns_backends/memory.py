@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from dns_backends.base import ZoneNotFoundError
@@ -37,6 +37,20 @@ class MemoryBackend:
         zone = self._zone(fqdn)
         with self._lock:
             self._records[zone].get(fqdn, set()).discard(value)
+
+    def replace(
+        self,
+        fqdn: str,
+        value: str,
+        old_values: Sequence[str],
+        deadline: Deadline | None = None,
+    ) -> None:
+        """Add the value and remove the old ones under one lock."""
+        zone = self._zone(fqdn)
+        with self._lock:
+            values = self._records[zone].setdefault(fqdn, set())
+            values.difference_update(old_values)
+            values.add(value)
 
     def values(self, fqdn: str) -> set[str]:
         """Return a copy of the values at ``fqdn`` in its zone (none outside every zone)."""

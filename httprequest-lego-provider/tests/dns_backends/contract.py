@@ -178,6 +178,28 @@ class DnsBackendContract:
         backend.cleanup(name, token("longest"))
         assert zone_txt("example.com", name) == set()
 
+    def test_replace_adds_the_value_and_removes_only_the_old_ones(
+        self, backend: DnsBackend
+    ) -> None:
+        """acme-dns's update: the newest value in, the oldest out; another client's value stays."""
+        name = "_acme-challenge.www.example.com"
+        for seed in ("old1", "old2", "other"):
+            backend.present(name, token(seed))
+        backend.replace(name, token("new"), [token("old1"), token("old2")])
+        assert backend.values(name) == {token("new"), token("other")}
+
+    def test_replace_keeps_the_new_value_when_it_is_among_the_old_ones(
+        self, backend: DnsBackend
+    ) -> None:
+        name = "_acme-challenge.www.example.com"
+        backend.present(name, token("again"))
+        backend.replace(name, token("again"), [token("again"), token("absent")])
+        assert backend.values(name) == {token("again")}
+
+    def test_replace_outside_every_zone_raises_zone_not_found(self, backend: DnsBackend) -> None:
+        with pytest.raises(ZoneNotFoundError):
+            backend.replace("_acme-challenge.example.org", token("n"), [token("o")])
+
     def test_concurrent_presents_are_all_kept(self, backend: DnsBackend) -> None:
         names = [f"_acme-challenge.h{i}.example.com" for i in range(16)]
         errors: list[BaseException] = []

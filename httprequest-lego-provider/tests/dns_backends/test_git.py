@@ -373,3 +373,19 @@ def test_a_directory_named_like_a_zone_file_is_refused_not_taken_for_a_zone(
         pytest.raises(DnsBackendError, match=r"example\.org\.domain .* is a directory"),
     ):
         backend.present("_acme-challenge.example.org", token("a"))
+
+
+def test_replace_is_one_commit_holding_the_addition_and_the_removals(
+    backend: GitBackend, remote: Path
+) -> None:
+    """One push for an acme-dns update however many old values it withdraws."""
+    name = "_acme-challenge.www.example.com"
+    backend.present(name, token("old1"))
+    backend.present(name, token("old2"))
+    before = len(commit_messages(remote))
+    backend.replace(name, token("new"), [token("old1"), token("old2")])
+    messages = commit_messages(remote)
+    assert len(messages) == before + 1
+    assert messages[0].splitlines().count(f"Remove {name} record") == 2
+    assert f"Add {name} record" in messages[0]
+    assert zone_file_txt(remote, "example.com", name) == {token("new")}

@@ -300,3 +300,15 @@ class TestFromEnv:
         backend = from_env(self.BASE | {"DJANGO_RFC2136_SERVER": clean_named.address})
         backend.present("_acme-challenge.env.example.co.uk", token("env"))
         assert clean_named.txt("_acme-challenge.env.example.co.uk") == {token("env")}
+
+
+def test_replace_is_one_update_message(clean_named: NamedServer) -> None:
+    """BIND bumps the zone's serial once per UPDATE it applies: one here, for three changes."""
+    backend = make_backend(clean_named)
+    name = "_acme-challenge.www.example.com"
+    backend.present(name, token("old1"))
+    backend.present(name, token("old2"))
+    before = clean_named.soa_serial("example.com")
+    backend.replace(name, token("new"), [token("old1"), token("old2")])
+    assert clean_named.soa_serial("example.com") == before + 1
+    assert clean_named.txt(name) == {token("new")}

@@ -10,6 +10,7 @@ take the update's one deadline, shared by every backend call the update makes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from dns_backends import Deadline
 
@@ -20,7 +21,7 @@ from api.errors import NameNotAllowedError
 from api.models import AcmeDnsAccount
 from api.permissions import may_manage
 from api.recorded_backend import recorded_backend
-from api.records import record_cleanup, record_present
+from api.records import record_present, record_replace
 
 logger = logging.getLogger(__name__)
 
@@ -37,32 +38,32 @@ def authorise(account: AcmeDnsAccount) -> None:
         raise ForbiddenError()
 
 
-def publish(account: AcmeDnsAccount, value: str, deadline: Deadline) -> None:
-    """Add ``value`` at the account's fulldomain; returns once the backend made it durable."""
-    if account.delegated:
-        recorded_backend(get_backend()).present(account.fulldomain, value, deadline)
-        logger.info("presented %s for %s (acme-dns %s, for %s)", account.fulldomain,
-                    account.user.get_username(), account.username, account.domain)  # fmt: skip
-        return
-    try:
-        record_present(
-            user=account.user, challenge=Challenge(account.domain, value), deadline=deadline
-        )
-    except NameNotAllowedError as exc:
-        raise ForbiddenError() from exc
+def publish(
+    account: AcmeDnsAccount, value: str, old_values: Sequence[str], deadline: Deadline
+) -> None:
+    """Add ``value`` at the account's fulldomain and remove ``old_values``, in one change.
 
-
-def withdraw(account: AcmeDnsAccount, value: str, deadline: Deadline) -> None:
-    """Remove exactly ``value`` from the account's fulldomain (other values stay)."""
+    Returns once the backend made it durable; with old values, one commit or UPDATE message
+    holds the new value and the withdrawals (a write, not one per value).
+    """
     if account.delegated:
-        recorded_backend(get_backend()).cleanup(account.fulldomain, value, deadline)
-        logger.info("cleaned up %s for %s (acme-dns %s, for %s)", account.fulldomain,
-                    account.user.get_username(), account.username, account.domain)  # fmt: skip
+        backend = recorded_backend(get_backend())
+        if old_values:
+            backend.replace(account.fulldomain, value, old_values, deadline)
+        else:
+            backend.present(account.fulldomain, value, deadline)
+        logger.info("presented %s for %s (acme-dns %s, for %s), withdrew %d older values",
+                    account.fulldomain, account.user.get_username(), account.username,
+                    account.domain, len(old_values))  # fmt: skip
         return
+    challenge = Challenge(account.domain, value)
     try:
-        record_cleanup(
-            user=account.user, challenge=Challenge(account.domain, value), deadline=deadline
-        )
+        if old_values:
+            record_replace(
+                user=account.user, challenge=challenge, old_values=old_values, deadline=deadline
+            )
+        else:
+            record_present(user=account.user, challenge=challenge, deadline=deadline)
     except NameNotAllowedError as exc:
         raise ForbiddenError() from exc
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from django.db import OperationalError, connection, transaction
-from dns_backends import Deadline, DnsBackendError
+from dns_backends import Deadline
 
 from api.acmedns.errors import ForbiddenError
-from api.acmedns.publishing import authorise, publish, withdraw
+from api.acmedns.publishing import authorise, publish
 from api.backend import request_deadline
 from api.models import AcmeDnsAccount
 
@@ -21,23 +21,24 @@ _LOCK_NOT_AVAILABLE = "55P03"
 
 
 def update_txt(account: AcmeDnsAccount, value: str) -> None:
-    """Publish ``value`` for the account, then withdraw its oldest values beyond two.
+    """Publish ``value`` for the account and withdraw its values older than the two newest.
 
-    One deadline covers the whole update: waiting for the account, publishing, withdrawing.
+    One deadline covers the whole update: waiting for the account, then one backend change
+    that publishes the new value and withdraws the old ones together (one commit and push for
+    git, one UPDATE message for RFC 2136), so the update costs one write, like a present.
 
     The value is **recorded before it is published**, in a transaction of its own: whenever
     the worker stops (a crash, gunicorn's timeout), every value that may be in DNS is in
     ``txt_values``, so later updates (or the account's deletion) withdraw it. A recorded value
     that never reached DNS costs nothing: withdrawing it is a no-op.
 
-    Publishing and withdrawing then happen under the account's row lock, so concurrent updates
-    of one account apply one after the other and none is lost or left behind in DNS. An update
-    whose value two newer updates have already displaced while it waited answers 200 without
-    publishing it: sequentially it would have been published and withdrawn again.
+    Publishing happens under the account's row lock, so concurrent updates of one account
+    apply one after the other and none is lost or left behind in DNS. An update whose value two
+    newer updates have already displaced while it waited answers 200 without publishing it:
+    sequentially it would have been published and withdrawn again.
 
-    A failure to withdraw an old value is logged and retried by the next update (the value
-    stays in ``txt_values``); the new value is published either way. A failure to publish
-    leaves the value recorded (it may have reached DNS), to be withdrawn as it ages out.
+    A failed change publishes nothing and withdraws nothing: the answer is an error, and the
+    values stay recorded (the new one may be retried; old ones are withdrawn by a later update).
 
     Raises:
         ForbiddenError: the account was deleted, or its grant revoked.
@@ -58,16 +59,9 @@ def update_txt(account: AcmeDnsAccount, value: str) -> None:
         authorise(locked)
         # Presented even when already published: an httpreq cleanup of the same direct name
         # may have removed it, and presenting a value already there is a no-op.
-        publish(locked, value, deadline)
-        values = list(locked.txt_values)
-        while len(values) > KEPT_VALUES:
-            try:
-                withdraw(locked, values[0], deadline)
-            except DnsBackendError as exc:
-                logger.warning("acme-dns %s: kept old value for now: %s", locked.username, exc)
-                break
-            values.pop(0)
-        locked.txt_values = values
+        kept = locked.txt_values[-KEPT_VALUES:]
+        publish(locked, value, locked.txt_values[:-KEPT_VALUES], deadline)
+        locked.txt_values = kept
         locked.save(update_fields=["txt_values", "updated_at"])
 
 

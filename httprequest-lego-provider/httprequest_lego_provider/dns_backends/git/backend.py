@@ -60,9 +60,9 @@ QUEUED_STEP = "waiting for earlier changes to be published"
 
 @dataclass(eq=False)
 class _Request:
-    """One request's change, and what became of it (filled in by the leader)."""
+    """One request's changes (one commit holds them all), and what became of them."""
 
-    change: Change
+    changes: tuple[Change, ...]
     deadline: Deadline
     done: bool = False
     error: DnsBackendError | None = None
@@ -94,12 +94,24 @@ class GitBackend:
     def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Add the TXT value at ``fqdn`` beside any others; return once it is pushed."""
         change = _change("Add", fqdn, value)
-        self._submit(_Request(change, deadline or default_deadline()))
+        self._submit(_Request((change,), deadline or default_deadline()))
 
     def cleanup(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Remove exactly this TXT value at ``fqdn``; return once the removal is pushed."""
         change = _change("Remove", fqdn, value)
-        self._submit(_Request(change, deadline or default_deadline()))
+        self._submit(_Request((change,), deadline or default_deadline()))
+
+    def replace(
+        self,
+        fqdn: str,
+        value: str,
+        old_values: Sequence[str],
+        deadline: Deadline | None = None,
+    ) -> None:
+        """Remove the old values and add the new one in one commit; return once it is pushed."""
+        removals = [_change("Remove", fqdn, old) for old in old_values if old != value]
+        changes = (*removals, _change("Add", fqdn, value))
+        self._submit(_Request(changes, deadline or default_deadline()))
 
     def values(self, fqdn: str) -> set[str]:
         """Return the values published at ``fqdn`` in the remote's current state."""
@@ -240,7 +252,7 @@ class GitBackend:
         if not batch:
             return
         deadline = min((request.deadline for request in batch), key=lambda d: d.expires_at)
-        changes = [request.change for request in batch]
+        changes = [change for request in batch for change in request.changes]
         errors: dict[Change, DnsBackendError] = dict.fromkeys(changes, DnsBackendError())
         try:
             with self._locks(state, deadline):
@@ -253,7 +265,8 @@ class GitBackend:
             logger.exception("git backend failed to publish a batch of %d changes", len(batch))
         finally:
             for request in batch:
-                request.error = errors.get(request.change)
+                failed = (errors[c] for c in request.changes if c in errors)
+                request.error = next(failed, None)
                 request.done = True
 
     def _publish_batch(

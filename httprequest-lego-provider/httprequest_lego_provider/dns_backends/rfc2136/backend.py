@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -70,11 +70,23 @@ class Rfc2136Backend:
 
     def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Add ``value`` to the TXT set at ``fqdn``; the server ignores an identical record."""
-        self._update(fqdn, value, add=True, deadline=deadline or default_deadline())
+        self._update(fqdn, add=(value,), delete=(), deadline=deadline or default_deadline())
 
     def cleanup(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Delete the one TXT record holding ``value``; deleting an absent record is a no-op."""
-        self._update(fqdn, value, add=False, deadline=deadline or default_deadline())
+        self._update(fqdn, add=(), delete=(value,), deadline=deadline or default_deadline())
+
+    def replace(
+        self,
+        fqdn: str,
+        value: str,
+        old_values: Sequence[str],
+        deadline: Deadline | None = None,
+    ) -> None:
+        """Delete the old values and add the new one in one UPDATE, applied whole by the server."""
+        deletions = tuple(old for old in old_values if old != value)
+        deadline = deadline or default_deadline()
+        self._update(fqdn, add=(value,), delete=deletions, deadline=deadline)
 
     def values(self, fqdn: str) -> set[str]:
         """Ask the server itself (not a cache) which TXT values it publishes at ``fqdn``."""
@@ -94,24 +106,30 @@ class Rfc2136Backend:
                 found.update(b"".join(rdata.strings).decode() for rdata in rrset)
         return found
 
-    def _update(self, fqdn: str, value: str, *, add: bool, deadline: Deadline) -> None:
+    def _update(
+        self, fqdn: str, *, add: Sequence[str], delete: Sequence[str], deadline: Deadline
+    ) -> None:
         """Send one UPDATE: the server applies it whole or not at all, even if time runs out."""
         settings = self._settings
-        name, rdata = dns_name(fqdn), _txt(value)  # refused before anything is sent
+        name = dns_name(fqdn)  # refused, like the values, before anything is sent
+        additions, deletions = [_txt(v) for v in add], [_txt(v) for v in delete]
         with self._connection(deadline) as sock:
             zone = self._zone_for(fqdn, sock, deadline)
             update = dns.update.UpdateMessage(
                 _absolute(zone), keyring=settings.key, keyalgorithm=settings.key.algorithm
             )
-            if add:
-                update.add(name, settings.ttl, rdata)
-            else:
+            for rdata in deletions:
                 update.delete(name, rdata)
+            for rdata in additions:
+                update.add(name, settings.ttl, rdata)
             response = self._exchange(update, sock, fqdn, deadline)
         rcode = response.rcode()
         if rcode != dns.rcode.NOERROR:
             self._raise_for_rcode(rcode, fqdn, zone)
-        logger.info("%s TXT %s at %s (zone %s)", "added" if add else "deleted", value, fqdn, zone)
+        for value in delete:
+            logger.info("deleted TXT %s at %s (zone %s)", value, fqdn, zone)
+        for value in add:
+            logger.info("added TXT %s at %s (zone %s)", value, fqdn, zone)
 
     def _zone_for(self, fqdn: str, sock: socket.socket, deadline: Deadline) -> str:
         """Return the longest suffix of ``fqdn`` that is a zone the server is authoritative for.
