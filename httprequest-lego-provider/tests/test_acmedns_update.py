@@ -439,6 +439,42 @@ def test_malformed_bodies_get_a_4xx_and_write_nothing(
     assert memory_backend.values(DIRECT_NAME) == set()
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        # What cpu/goacmedns v0.1.1 marshals (an untagged Go struct: field names as keys), the
+        # client of lego 4.0 to 4.21 and of cert-manager's acmeDNS solver; seen on the wire
+        # from lego 4.9.1 built with its acme-dns provider (a one-off run, not in CI).
+        b'{"SubDomain":"<sub>","Txt":"<value>"}',
+        b'{"SUBDOMAIN": "<sub>", "TXT": "<value>"}',
+        # Go's decoder lets the last member matching a field win, whatever its case.
+        b'{"subdomain": "other", "SubDomain": "<sub>", "txt": "x", "Txt": "<value>"}',
+        b'{"SubDomain": "other", "subdomain": "<sub>", "Txt": "<value>"}',
+    ],
+)
+def test_body_keys_match_in_any_ascii_case_as_acme_dns_decodes_them(
+    machine: Account, memory_backend: MemoryBackend, template: bytes
+) -> None:
+    """acme-dns decodes the body with Go's encoding/json, which ignores the keys' case."""
+    new = new_account()
+    raw = template.replace(b"<sub>", str(new.account.subdomain).encode())
+    assert update(new, raw=raw.replace(b"<value>", VALUES[0].encode())) == (
+        200,
+        {"txt": VALUES[0]},
+    )
+    assert memory_backend.values(DIRECT_NAME) == {VALUES[0]}
+
+
+def test_a_key_that_only_unicode_case_folding_matches_is_not_the_field(
+    machine: Account, memory_backend: MemoryBackend
+) -> None:
+    """No client sends U+017F for "s"; the field stays missing, as for any unknown key."""
+    new = new_account()
+    raw = f'{{"\u017fubdomain": "{new.account.subdomain}", "txt": "{VALUES[0]}"}}'.encode()
+    assert update(new, raw=raw) == (401, {"error": "forbidden"})
+    assert memory_backend.values(DIRECT_NAME) == set()
+
+
 def test_a_scoped_users_account_gets_401_from_outside_its_networks_and_after_its_expiry(
     machine: Account, memory_backend: MemoryBackend
 ) -> None:

@@ -51,6 +51,36 @@ def json_object(raw: bytes, *, empty_is_object: bool = False) -> dict[str, Any]:
     return body
 
 
+class _Members(list[tuple[str, Any]]):
+    """A JSON object's members in the order they were sent (duplicates kept)."""
+
+
+def go_struct_fields(raw: bytes, names: tuple[str, ...]) -> dict[str, Any]:
+    """The members of a JSON object body that acme-dns's Go decoder would assign to ``names``.
+
+    acme-dns decodes with Go's ``encoding/json``, which matches a member's key to a field name
+    regardless of case and lets the last matching member win. Clients rely on it:
+    cpu/goacmedns (lego 4.0 to 4.21, cert-manager's acmeDNS solver) sends ``SubDomain`` and
+    ``Txt``. Only ASCII case is folded: no client sends the Unicode folds Go also accepts.
+
+    Raises:
+        MalformedJsonError: not UTF-8 JSON, not an object, or nested too deeply.
+    """
+    try:
+        body = json.loads(raw.decode("utf-8"), object_pairs_hook=_Members)
+    except (ValueError, RecursionError) as exc:  # as in json_object
+        raise MalformedJsonError() from exc
+    if not isinstance(body, _Members):
+        raise MalformedJsonError()
+    wanted = {name.lower(): name for name in names}
+    fields: dict[str, Any] = {}
+    for key, value in body:
+        name = wanted.get(key.lower()) if key.isascii() else None
+        if name is not None:
+            fields[name] = value
+    return fields
+
+
 class AcmeDnsView(APIView):
     """JSON in acme-dns's shape for answers and errors alike; the body is read as JSON."""
 
@@ -76,7 +106,7 @@ class UpdateView(AcmeDnsView):
         # The account's allowfrom and its user's allowed networks and expiry (machine scope).
         if not account_admits(account, client_address(request.META)):
             raise ForbiddenError()
-        body = json_object(request.body)
+        body = go_struct_fields(request.body, ("subdomain", "txt"))
         # As acme-dns: the subdomain must be exactly the one it was given, a plain string
         # compare; missing, not a string, another case or another account's is all forbidden.
         if body.get("subdomain") != str(account.subdomain):
