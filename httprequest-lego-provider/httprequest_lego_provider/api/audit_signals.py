@@ -102,9 +102,12 @@ def _privileges(user: Any) -> str:
 
 
 @receiver(pre_save, sender=AcmeDnsAccount, dispatch_uid="api.audit.acmedns_before")
-def _acmedns_before(*, instance: AcmeDnsAccount, **_: Any) -> None:
+def _acmedns_before(
+    *, instance: AcmeDnsAccount, update_fields: frozenset[str] | None = None, **_: Any
+) -> None:
     before = None
-    if instance.pk is not None:
+    key_may_change = update_fields is None or "key_hash" in update_fields
+    if instance.pk is not None and key_may_change:  # an update's saves skip this query
         before = AcmeDnsAccount.objects.filter(pk=instance.pk).values("key_hash").first()
     setattr(instance, _BEFORE, before)
 

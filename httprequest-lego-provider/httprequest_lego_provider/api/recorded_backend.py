@@ -51,37 +51,38 @@ class RecordedBackend:
     ) -> None:
         """Remember the new value, then publish it and withdraw the old ones in one change.
 
-        Recorded as the present and cleanups it is: one audit row and one count each.
+        Recorded as the present and cleanups it is (one audit row and one count each), with
+        one database statement per step rather than one per value.
         """
         old_values = [old for old in old_values if old != value]
-        remember(fqdn, value, audit.current_via())
         via = audit.current_via()
-        changes = [(AuditAction.CLEANUP, old) for old in old_values]
-        changes.append((AuditAction.PRESENT, value))
+        remember(fqdn, value, via)
+        changes: list[tuple[AuditAction, str | None]] = [(AuditAction.PRESENT, value)]
+        changes += [(AuditAction.CLEANUP, old) for old in old_values]
         started = time.perf_counter()
         try:
             self._backend.replace(fqdn, value, old_values, deadline)
         except Exception as exc:
             reason = failure_reason(exc)
             message = exc.public_message if isinstance(exc, DnsBackendError) else "internal error"
-            for action, changed in changes:
+            for action, _ in changes:
                 metrics().count_change(action, via, "failed", reason)
-                audit.record(
-                    action, fqdn, value=changed, result=AuditResult.FAILED, reason=message
-                )
+            audit.record_many(changes, fqdn, result=AuditResult.FAILED, reason=message)
             raise
         finally:
             metrics().backend_seconds.labels(operation="replace", backend=backend_name()).observe(
                 time.perf_counter() - started
             )
-        for action, changed in changes:
+        for action, _ in changes:
             metrics().count_change(action, via, "ok")
-            audit.record(action, fqdn, value=changed, result=AuditResult.OK)
-        published = PublishedRecord.objects.filter(name=fqdn, value=value)
-        _after_the_change(lambda: published.update(confirmed=True))
-        if old_values:
-            withdrawn = PublishedRecord.objects.filter(name=fqdn, value__in=old_values)
-            _after_the_change(withdrawn.delete)
+        audit.record_many(changes, fqdn, result=AuditResult.OK)
+
+        def settle() -> None:
+            PublishedRecord.objects.filter(name=fqdn, value=value).update(confirmed=True)
+            if old_values:
+                PublishedRecord.objects.filter(name=fqdn, value__in=old_values).delete()
+
+        _after_the_change(settle)
 
     def values(self, fqdn: str) -> set[str]:
         """The values the backend publishes at ``fqdn`` (not a change: not recorded)."""
@@ -132,8 +133,13 @@ def remember(fqdn: str, value: str, via: str) -> None:
     A database failure here fails the present before anything is published.
     """
     try:
-        PublishedRecord.objects.update_or_create(
-            name=fqdn, value=value, defaults={"via": via[:16], "presented_at": timezone.now()}
+        # One INSERT ... ON CONFLICT DO UPDATE (a round trip, not a select, a savepoint and a
+        # write); ``confirmed`` of an existing row is left as it was.
+        PublishedRecord.objects.bulk_create(
+            [PublishedRecord(name=fqdn, value=value, via=via[:16], presented_at=timezone.now())],
+            update_conflicts=True,
+            unique_fields=["name", "value"],
+            update_fields=["via", "presented_at"],
         )
     except DatabaseError:
         logger.exception("cannot remember the record %s before publishing it", fqdn)
