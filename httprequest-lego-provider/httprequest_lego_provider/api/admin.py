@@ -18,11 +18,13 @@ from django.contrib.auth.models import User
 from django.contrib.auth.views import PasswordChangeView
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.urls import reverse
+from django.urls import URLPattern, path, reverse
 
 from api import audit_admin as _audit_admin  # noqa: F401 - registers the audit trail
 from api import credentials, machine_scope, throttle
 from api.accounts import validate_chosen_password
+from api.acmedns import admin as _acmedns_admin  # noqa: F401 - registers acme-dns accounts
+from api.admin_credentials import add_machine_user
 from api.client_address import InvalidNetworksError, split_networks
 from api.models import Domain, DomainUserPermission, MachineCredentialScope
 from api.permissions import may_change_account, may_grant_privileges
@@ -176,10 +178,26 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class AccountAdmin(UserAdmin[User]):
-    """Django's user admin, except that staff cannot change staff or superuser accounts."""
+    """Django's user admin, except that staff cannot change staff or superuser accounts.
+
+    Besides Django's add-user page (a password a person chooses, the slow hasher) it has "Add
+    machine user" (:mod:`api.admin_credentials`): a generated password, shown once.
+    """
 
     add_form = AccountCreationForm
     change_password_form = AccountPasswordForm
+    add_form_template = "admin/api/credentials/user_add_form.html"
+    change_list_template = "admin/api/credentials/user_change_list.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        """``add-machine/`` first: Django's ``<object_id>/`` patterns would take it otherwise."""
+        add_machine = self.admin_site.admin_view(self.add_machine_user_view)
+        own = [path("add-machine/", add_machine, name="auth_user_add_machine")]
+        return own + super().get_urls()
+
+    def add_machine_user_view(self, request: HttpRequest) -> HttpResponse:
+        """Create a machine user whose generated password is shown once."""
+        return add_machine_user(self, request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Changing a staff or superuser account (password included) is for superusers."""
