@@ -11,6 +11,7 @@ from types import FrameType
 from runner_dispatcher.errors import ConfigError
 from runner_dispatcher.service import Dispatcher
 from runner_dispatcher.settings import Settings
+from runner_dispatcher.taken import TakenStoreError
 
 EXIT_OK = 0
 EXIT_CONFIG = 1
@@ -29,6 +30,9 @@ def main() -> int:
     )
     try:
         dispatcher = Dispatcher(settings)
+    except TakenStoreError as exc:  # the state folder is not writable
+        print(f"error: DISPATCHER_STATE_DIR: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except OSError as exc:  # the health port is taken
         print(f"error: DISPATCHER_HEALTH_PORT: cannot listen: {exc.strerror}", file=sys.stderr)
         return EXIT_CONFIG

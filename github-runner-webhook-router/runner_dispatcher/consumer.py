@@ -42,7 +42,14 @@ from runner_dispatcher.attempts import (
 )
 from runner_dispatcher.contract import QueuedJob, RejectedMessage, parse_job
 from runner_dispatcher.held import HeldJournal
-from runner_dispatcher.job_handler import UNAVAILABLE_REASONS, Decision, JobHandler, Outcome
+from runner_dispatcher.job_handler import (
+    TAKEN_EVENT,
+    UNAVAILABLE_REASONS,
+    Decision,
+    JobHandler,
+    Outcome,
+    Pause,
+)
 from runner_dispatcher.metrics import Metrics
 from runner_dispatcher.settings import Settings
 
@@ -81,24 +88,19 @@ def open_connection(settings: Settings) -> Connection:
     return conn
 
 
-class QueueConsumer(threading.Thread):
-    """Consume the configured flavours until `stop` is set; reconnect after broker failures."""
+class BrokerThread(threading.Thread):
+    """A daemon thread that consumes until `stop` is set and reconnects after broker failures.
+
+    `connected` is set while it is connected and consuming (the health endpoint reads it).
+    """
 
     def __init__(
-        self,
-        name: str,
-        settings: Settings,
-        handler: JobHandler,
-        metrics: Metrics,
-        stop: threading.Event,
-        journal: HeldJournal | None = None,
+        self, name: str, settings: Settings, metrics: Metrics, stop: threading.Event
     ) -> None:
         super().__init__(name=name, daemon=True)
         self._settings = settings
-        self._handler = handler
         self._metrics = metrics
         self._stop_event = stop
-        self._journal = journal
         self.connected = threading.Event()
 
     def run(self) -> None:
@@ -115,6 +117,49 @@ class QueueConsumer(threading.Thread):
                 self._stop_event.wait(delay)
                 delay = min(delay * 2, RECONNECT_MAX_SECONDS)
         self.connected.clear()
+
+    def _consume(self) -> None:
+        """One connection's life: connect, consume until stopped; raises on broker failures."""
+        raise NotImplementedError
+
+    def _serve(
+        self,
+        conn: Connection,
+        consumers: list[Consumer],
+        between: Callable[[], None] | None = None,
+    ) -> None:
+        """Consume with `consumers` until stopped, calling `between` before each drain."""
+        # Connected before consuming: the broker may deliver (and this thread work on a
+        # message for minutes) within `consume()` itself.
+        self.connected.set()
+        for consumer in consumers:
+            consumer.consume()
+        while not self._stop_event.is_set():
+            if between is not None:
+                between()
+            try:
+                conn.drain_events(timeout=DRAIN_SECONDS)
+            except TimeoutError:
+                continue
+        for consumer in consumers:
+            consumer.cancel()
+
+
+class QueueConsumer(BrokerThread):
+    """Consume the configured flavours until `stop` is set; reconnect after broker failures."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        handler: JobHandler,
+        metrics: Metrics,
+        stop: threading.Event,
+        journal: HeldJournal | None = None,
+    ) -> None:
+        super().__init__(name, settings, metrics, stop)
+        self._handler = handler
+        self._journal = journal
 
     def _consume(self) -> None:
         with open_connection(self._settings) as conn:
@@ -137,20 +182,11 @@ class QueueConsumer(threading.Thread):
             # One unacknowledged message per connection, whatever the number of flavours:
             # a message waiting in this process's buffer could be served by another consumer.
             channel.basic_qos(0, 1, True)
-            # Connected before consuming: the broker may deliver (and this thread work on a
-            # message for minutes) within `consume()` itself.
-            self.connected.set()
-            for consumer in consumers:
-                consumer.consume()
-            while not self._stop_event.is_set():
-                if self._journal is not None and self._journal.due():
-                    self._journal.recover(conn, self._settings.broker_timeout_seconds)
-                try:
-                    conn.drain_events(timeout=DRAIN_SECONDS)
-                except TimeoutError:
-                    continue
-            for consumer in consumers:
-                consumer.cancel()
+            self._serve(conn, consumers, lambda: self._recover_if_due(conn))
+
+    def _recover_if_due(self, conn: Connection) -> None:
+        if self._journal is not None and self._journal.due():
+            self._journal.recover(conn, self._settings.broker_timeout_seconds)
 
     def _on_message(self, flavour: str, producer: Producer) -> Callable[[Message], None]:
         def on_message(message: Message) -> None:
@@ -210,7 +246,12 @@ class QueueConsumer(threading.Thread):
         wait = backoff_seconds(
             waits, self._settings.backoff_base_seconds, self._settings.backoff_max_seconds
         )
-        if self._stop_event.wait(wait):
+        paused = self._handler.pause(job, wait)
+        if paused is Pause.TAKEN:
+            # A lifecycle event said a runner took it while it waited: nothing to attempt.
+            self._finish(flavour, message, Decision(Outcome.ACK, TAKEN_EVENT))
+            return
+        if paused is Pause.STOPPING:
             # Stopping before this attempt began: hand the message back with its count.
             self._republish(flavour, message, producer, _fresh(headers))
             self._finish(flavour, message, Decision(Outcome.REQUEUE, "stopping"))

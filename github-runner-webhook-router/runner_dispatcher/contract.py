@@ -1,4 +1,4 @@
-"""What a queued job message must be for a runner to be started for it (SPEC 2.2)."""
+"""The messages the dispatcher reads: queued jobs (SPEC 2.2) and lifecycle events."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from webhook_router.github_api import same_origin
+from webhook_router.message import LIFECYCLE_ACTIONS
 
 from runner_dispatcher.errors import DispatcherError
 
@@ -22,6 +23,10 @@ _JOB_PATH = re.compile(
 )
 _OPTIONAL_INTEGERS = ("job_id", "run_id", "run_attempt")
 _OPTIONAL_TEXTS = ("repository", "flavour", "status")
+# The lifecycle actions that say a runner took the job (the job statuses GitHub reports then).
+TAKEN_ACTIONS = frozenset({"in_progress", "completed"}) & LIFECYCLE_ACTIONS
+# SQLite's INTEGER range, where the dispatcher keeps the ids of jobs taken.
+_MAX_ID = 2**63
 # C0 controls and DEL: never in a label or name; a NUL would not even fit in an argv/env.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -190,3 +195,53 @@ def _integer_or_none(value: object) -> int | None:
 
 def _text_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class LifecycleEvent:
+    """A validated event of `<flavour>.events` (the router's `message.event_text`).
+
+    Attributes:
+        action: waiting, in_progress or completed.
+        job_id: `workflow_job.id`.
+        run_attempt: the run attempt the event is about.
+    """
+
+    action: str
+    job_id: int
+    run_attempt: int
+
+    @property
+    def taken(self) -> bool:
+        """Whether the event says a runner took the job attempt (`waiting` does not)."""
+        return self.action in TAKEN_ACTIONS
+
+
+def parse_event(payload: object) -> LifecycleEvent:
+    """Validate a lifecycle event: JSON text with `action`, `job_id` and `run_attempt`.
+
+    The other fields of the router's event (`run_id`, `repository`, `flavour`, `url`,
+    `runner_name`) are not needed to tell a job taken and are ignored.
+
+    Raises:
+        RejectedMessage: not a JSON object, an unknown action, or ids that are not positive
+            integers (reason "malformed").
+    """
+    document = _document(payload)
+    action = document.get("action")
+    if not isinstance(action, str) or action not in LIFECYCLE_ACTIONS:
+        raise RejectedMessage(
+            "malformed", f"action is not one of {', '.join(sorted(LIFECYCLE_ACTIONS))}"
+        )
+    return LifecycleEvent(
+        action=action,
+        job_id=_positive(document, "job_id"),
+        run_attempt=_positive(document, "run_attempt"),
+    )
+
+
+def _positive(document: dict[str, object], name: str) -> int:
+    value = document.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < _MAX_ID:
+        raise RejectedMessage("malformed", f"{name} must be a positive integer")
+    return value

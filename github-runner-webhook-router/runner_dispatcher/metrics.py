@@ -64,6 +64,37 @@ class Metrics:
             buckets=QUEUE_BUCKETS,
             registry=self.registry,
         )
+        # Lifecycle events (DISPATCHER_LIFECYCLE_EVENTS): counted apart from job messages.
+        self.events_consumed = Counter(
+            "dispatcher_events_consumed",
+            "Lifecycle events received from a flavour's events queue.",
+            ["flavour"],
+            registry=self.registry,
+        )
+        self.events_acked = Counter(
+            "dispatcher_events_acked",
+            "Lifecycle events acknowledged (taken jobs recorded), by action.",
+            ["flavour", "action"],
+            registry=self.registry,
+        )
+        self.events_rejected = Counter(
+            "dispatcher_events_rejected",
+            "Lifecycle events rejected for good, by reason.",
+            ["flavour", "reason"],
+            registry=self.registry,
+        )
+        self.events_requeued = Counter(
+            "dispatcher_events_requeued",
+            "Lifecycle events put back because the taken-jobs store could not be written.",
+            ["flavour"],
+            registry=self.registry,
+        )
+        self.taken_store_errors = Counter(
+            "dispatcher_taken_store_errors",
+            "Reads or writes of the taken-jobs store that failed, by operation.",
+            ["operation"],
+            registry=self.registry,
+        )
         self.in_flight = Gauge(
             "dispatcher_jobs_in_flight",
             "Messages a consumer holds right now (waiting, spawning or polling).",

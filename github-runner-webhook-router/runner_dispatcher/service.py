@@ -14,13 +14,16 @@ import requests
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from webhook_router.github_api import TokenSource
 
-from runner_dispatcher.consumer import QueueConsumer, forgets_delivered_messages
+from runner_dispatcher.consumer import BrokerThread, QueueConsumer, forgets_delivered_messages
+from runner_dispatcher.events import EventsConsumer
 from runner_dispatcher.held import HeldJournal
 from runner_dispatcher.job_handler import JobHandler
 from runner_dispatcher.jobs_api import Jobs, JobsApi, OfflineJobs
 from runner_dispatcher.metrics import Metrics
 from runner_dispatcher.settings import Settings
 from runner_dispatcher.spawner import CommandSpawner, Spawner, spawner_environment
+from runner_dispatcher.taken import FILE_NAME as TAKEN_FILE_NAME
+from runner_dispatcher.taken import TakenStore
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,10 @@ class Dispatcher:
         settings: the validated configuration.
         spawner: the spawner to use; by default the command spawner of the settings.
         environ: the environment the command spawner's pass-through variables come from.
+
+    Raises:
+        TakenStoreError: lifecycle events are on and the taken-jobs store cannot be opened.
+        OSError: the health port cannot be listened on.
     """
 
     def __init__(
@@ -50,17 +57,32 @@ class Dispatcher:
         )
         tokens = None if settings.auth is None else TokenSource(settings.api_url, settings.auth)
         self._sessions: list[requests.Session] = []
+        # Lifecycle events: one consumer of the events queues, and the store it writes, which
+        # every dispatcher process of the machine reads (the state folder is theirs).
+        self._taken = taken = (
+            TakenStore(settings.state_dir / TAKEN_FILE_NAME) if settings.lifecycle_events else None
+        )
         self._journal = journal = (
             HeldJournal(settings.state_dir / "dispatcher-held")
             if forgets_delivered_messages(settings)
             else None
+        )
+        self.events_consumer = (
+            None
+            if taken is None
+            else EventsConsumer("events", settings, taken, self.metrics, self.stopping)
         )
         self.consumers = [
             QueueConsumer(
                 f"consumer-{index}",
                 settings,
                 JobHandler(
-                    settings, self._jobs_api(tokens), self._spawner, self.metrics, self.stopping
+                    settings,
+                    self._jobs_api(tokens),
+                    self._spawner,
+                    self.metrics,
+                    self.stopping,
+                    taken,
                 ),
                 self.metrics,
                 self.stopping,
@@ -90,9 +112,16 @@ class Dispatcher:
         port: int = self._health.server_address[1]
         return port
 
+    def threads(self) -> list[BrokerThread]:
+        """Every thread with a broker connection: the job consumers and the events consumer."""
+        threads: list[BrokerThread] = list(self.consumers)
+        if self.events_consumer is not None:
+            threads.append(self.events_consumer)
+        return threads
+
     def healthy(self) -> bool:
-        """Every consumer is connected to the broker and consuming."""
-        return all(consumer.connected.is_set() for consumer in self.consumers)
+        """Every consumer (and the events consumer) is connected to the broker and consuming."""
+        return all(thread.connected.is_set() for thread in self.threads())
 
     def start(self) -> None:
         """Start the health server and the consumers."""
@@ -101,12 +130,13 @@ class Dispatcher:
                 "DISPATCHER_OFFLINE_DEMO: GitHub is never asked about jobs; not for production"
             )
         threading.Thread(target=self._health.serve_forever, name="health", daemon=True).start()
-        for consumer in self.consumers:
-            consumer.start()
+        for thread in self.threads():
+            thread.start()
         logger.info(
-            "dispatcher consuming %s with %d consumers; health on %s:%d",
+            "dispatcher consuming %s with %d consumers%s; health on %s:%d",
             ",".join(self.settings.flavours),
             len(self.consumers),
+            "" if self.events_consumer is None else ", and their lifecycle events",
             self.settings.health_address,
             self.health_port,
         )
@@ -117,9 +147,9 @@ class Dispatcher:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the consumers to end, then close the server; True when all ended."""
-        for consumer in self.consumers:
-            consumer.join(timeout)
-        ended = not any(consumer.is_alive() for consumer in self.consumers)
+        for thread in self.threads():
+            thread.join(timeout)
+        ended = not any(thread.is_alive() for thread in self.threads())
         if ended:
             self._health.shutdown()
             self._health.server_close()
@@ -127,6 +157,8 @@ class Dispatcher:
                 session.close()
             if self._journal is not None:
                 self._journal.close()
+            if self._taken is not None:
+                self._taken.close()
         return ended
 
 
@@ -151,8 +183,13 @@ class _HealthHandler(BaseHTTPRequestHandler):
             self._answer(200, generate_latest(dispatcher.metrics.registry), CONTENT_TYPE_LATEST)
         elif self.path == "/health":
             connected = sum(consumer.connected.is_set() for consumer in dispatcher.consumers)
-            healthy = connected == len(dispatcher.consumers) and not dispatcher.stopping.is_set()
-            body = {"consumers": len(dispatcher.consumers), "connected": connected}
+            body: dict[str, object] = {
+                "consumers": len(dispatcher.consumers),
+                "connected": connected,
+            }
+            if dispatcher.events_consumer is not None:
+                body["events_connected"] = dispatcher.events_consumer.connected.is_set()
+            healthy = dispatcher.healthy() and not dispatcher.stopping.is_set()
             self._answer(200 if healthy else 503, json.dumps(body).encode(), "application/json")
         else:
             self._answer(404, b'{"error": "not found"}', "application/json")

@@ -19,6 +19,7 @@ from webhook_router.github_api import (
     is_api_url,
     normalise_api_url,
 )
+from webhook_router.message import EVENTS_QUEUE_SUFFIX
 from webhook_router.settings import BROKER_SCHEMES, DEFAULT_SELF_HOSTED_LABELS, default_state_dir
 
 from runner_dispatcher.attempts import backoff_seconds
@@ -91,6 +92,8 @@ class Settings:
         github_outage_max_seconds: how long a job is requeued while GitHub cannot be asked
             before it is rejected (`github_unavailable_too_long`).
         poll_seconds: polling interval of kombu's virtual transports (filesystem, MongoDB).
+        lifecycle_events: also consume `<flavour>.events` (the router's lifecycle events) and
+            acknowledge without spawning a held job that an event says a runner took.
         health_port: port of /health and /metrics; 0 picks a free port.
         health_address: address the health server binds.
         log_level: a `logging` level name.
@@ -122,6 +125,7 @@ class Settings:
     rabbitmq_consumer_timeout_seconds: float = DEFAULT_RABBITMQ_CONSUMER_TIMEOUT_SECONDS
     github_outage_max_seconds: float = DEFAULT_GITHUB_OUTAGE_MAX_SECONDS
     poll_seconds: float = DEFAULT_POLL_SECONDS
+    lifecycle_events: bool = False
     health_port: int = DEFAULT_HEALTH_PORT
     health_address: str = "127.0.0.1"
     log_level: str = "INFO"
@@ -183,8 +187,12 @@ class Settings:
         offline_demo = _boolean(env, "DISPATCHER_OFFLINE_DEMO", False)
         if offline_demo and jit_config:
             raise ConfigError("DISPATCHER_OFFLINE_DEMO: cannot be combined with JIT configs")
+        flavours = _flavours(env)
+        lifecycle_events = _boolean(env, "DISPATCHER_LIFECYCLE_EVENTS", False)
+        if lifecycle_events:
+            _check_events_queues(flavours)
         settings = cls(
-            flavours=_flavours(env),
+            flavours=flavours,
             spawn_command=_command(env),
             supported_labels=_labels(env),
             broker_url=_broker_url(env),
@@ -242,6 +250,7 @@ class Settings:
                 7 * 86400,
             ),
             poll_seconds=_seconds(env, "DISPATCHER_POLL_SECONDS", DEFAULT_POLL_SECONDS, 0.001, 10),
+            lifecycle_events=lifecycle_events,
             health_port=_integer(env, "DISPATCHER_HEALTH_PORT", DEFAULT_HEALTH_PORT, 0, 65535),
             health_address=env.get("DISPATCHER_HEALTH_ADDRESS", "127.0.0.1"),
             log_level=_choice(env, "DISPATCHER_LOG_LEVEL", LOG_LEVELS, default="INFO", upper=True),
@@ -289,6 +298,16 @@ def _flavours(env: Mapping[str, str]) -> tuple[str, ...]:
             "DISPATCHER_FLAVOURS: expected comma-separated flavour names (letters, digits, _.-)"
         )
     return names
+
+
+def _check_events_queues(flavours: tuple[str, ...]) -> None:
+    """Refuse a flavour named like another's events queue: it would be consumed as both."""
+    for name in flavours:
+        if name + EVENTS_QUEUE_SUFFIX in flavours:
+            raise ConfigError(
+                f"DISPATCHER_FLAVOURS: {name + EVENTS_QUEUE_SUFFIX!r} is the lifecycle events "
+                f"queue of flavour {name!r} (DISPATCHER_LIFECYCLE_EVENTS=true); leave it out"
+            )
 
 
 def _command(env: Mapping[str, str]) -> tuple[str, ...]:

@@ -77,6 +77,8 @@ class DispatcherConfig:
     labels: str | None
     consumers: int
     github_token_secret: str | None = None
+    # The router's lifecycle-events option: the dispatcher then consumes the events too.
+    lifecycle_events: bool = False
 
     @classmethod
     def from_charm_config(cls, config: Config, table: str) -> DispatcherConfig | None:
@@ -100,6 +102,7 @@ class DispatcherConfig:
             labels=labels,
             consumers=consumers,
             github_token_secret=token_secret,
+            lifecycle_events=bool(config.get("lifecycle-events", False)),
         )
 
     def worker(
@@ -114,6 +117,9 @@ class DispatcherConfig:
         }
         if self.labels is not None:
             variables["DISPATCHER_LABELS"] = self.labels
+        if self.lifecycle_events:
+            # The events the router publishes spare spawns (and GitHub calls) for taken jobs.
+            variables["DISPATCHER_LIFECYCLE_EVENTS"] = "true"
         if log_level is not None:
             variables["DISPATCHER_LOG_LEVEL"] = log_level
         if github_token is not None:

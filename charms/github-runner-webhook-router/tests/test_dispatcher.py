@@ -46,7 +46,8 @@ def dispatcher_reads(environment: dict[str, str]) -> dict[str, object]:
         "s = Settings.from_env(os.environ)\n"
         "print(json.dumps({'flavours': list(s.flavours), 'command': list(s.spawn_command),\n"
         "    'labels': sorted(s.supported_labels), 'consumers': s.consumers,\n"
-        "    'broker_url': s.broker_url, 'health_port': s.health_port}))\n"
+        "    'broker_url': s.broker_url, 'health_port': s.health_port,\n"
+        "    'lifecycle_events': s.lifecycle_events}))\n"
     )
     result = subprocess.run(  # a fixed program over the environment the charm built
         [sys.executable, "-c", program],
@@ -100,6 +101,7 @@ def test_with_a_spawn_command_the_dispatcher_runs_beside_the_router(ctx):
         "consumers": 16,
         "broker_url": THREE_HOST_URI,  # the router's MongoDB, from the same relation
         "health_port": 9104,
+        "lifecycle_events": False,  # as the router's lifecycle-events option
     }
     out_check = container.plan.checks[CHECK]
     assert out_check.http == {"url": "http://127.0.0.1:9104/health"}
@@ -125,6 +127,17 @@ def test_the_dispatcher_options_reach_the_dispatcher(ctx):
     assert read["command"] == ["/opt/spawner/start", "--one arg"]  # one argument, no shell
     assert read["labels"] == ["gpu", "large-disk", "x64"]
     assert read["consumers"] == 4
+
+
+def test_lifecycle_events_on_make_the_dispatcher_consume_them_too(ctx):
+    """The router publishes the events and the dispatcher beside it uses them."""
+    out = configured(ctx, **{"dispatcher-spawn-command": SPAWNER, "lifecycle-events": True})
+
+    services = plan(out).plan.services
+    assert services[SERVICE].environment["FLASK_LIFECYCLE_EVENTS"] == "true"
+    assert services[WORKER].environment["DISPATCHER_LIFECYCLE_EVENTS"] == "true"
+    assert dispatcher_reads(dict(services[WORKER].environment))["lifecycle_events"] is True
+    assert "DISPATCHER_LIFECYCLE_EVENTS" not in services[SERVICE].environment
 
 
 def test_the_health_port_collides_with_neither_metrics_port(ctx):

@@ -12,6 +12,7 @@ from dispatcher.support import TOKEN, base_env, delete_queue, wait_until
 from runner_dispatcher.service import Dispatcher
 from runner_dispatcher.settings import Settings
 from runner_dispatcher.spawner import Spawner
+from webhook_router.message import events_queue
 
 DispatcherFactory = Callable[..., Dispatcher]
 
@@ -33,7 +34,7 @@ def queue_name() -> str:
 def make_dispatcher(
     github: FakeGitHub, queue_name: str, tmp_path: Path
 ) -> Iterator[DispatcherFactory]:
-    """Start dispatchers on a broker (None: embedded); stops them and deletes the queue."""
+    """Start dispatchers on a broker (None: embedded); stops them and deletes the queues."""
     started: list[tuple[Dispatcher, str | None]] = []
 
     def build(broker: str | None, spawner: Spawner | None = None, **env: str) -> Dispatcher:
@@ -52,3 +53,7 @@ def make_dispatcher(
         assert dispatcher.wait(timeout=30), "a consumer did not stop"
     for broker in {broker for _, broker in started}:
         delete_queue(broker, tmp_path / "state", queue_name)
+    for broker in {
+        broker for dispatcher, broker in started if dispatcher.settings.lifecycle_events
+    }:
+        delete_queue(broker, tmp_path / "state", events_queue(queue_name))

@@ -129,9 +129,11 @@ class Router:
     port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> Router:
         env = child_env(
+            **self.extra_env,
             FLASK_FLAVOURS=self.flavours_yaml,
             FLASK_WEBHOOK_SECRET=SECRET,
             FLASK_STATE_DIR=str(self.state_dir),
