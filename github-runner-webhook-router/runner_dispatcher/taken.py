@@ -11,13 +11,13 @@ pickup polling) stays what tells them a job was taken.
 
 from __future__ import annotations
 
-import fcntl
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
+
+from webhook_router import shared_sqlite
 
 from runner_dispatcher.errors import DispatcherError
 
@@ -30,6 +30,13 @@ MAX_ROWS = 200_000
 PURGE_EVERY = 256
 # Reads happen on the job path: a locked or slow file must never hold a job up for long.
 STORE_TIMEOUT_SECONDS = 2.0
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS taken ("
+    " job_id INTEGER NOT NULL, run_attempt INTEGER NOT NULL,"
+    " action TEXT NOT NULL, recorded REAL NOT NULL,"
+    " PRIMARY KEY (job_id, run_attempt))",
+    "CREATE INDEX IF NOT EXISTS taken_recorded ON taken(recorded)",
+)
 
 
 class TakenStoreError(DispatcherError):
@@ -65,31 +72,9 @@ class TakenStore:
         self._lock = threading.Lock()
         self._records = 0
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._prepare()
+            shared_sqlite.prepare(path, _SCHEMA, STORE_TIMEOUT_SECONDS)
         except (OSError, sqlite3.Error) as exc:
             raise TakenStoreError(f"cannot open {path}: {exc}") from exc
-
-    def _prepare(self) -> None:
-        """Switch the file to WAL and create the table, one process at a time.
-
-        Switching a new file to WAL takes a lock SQLite does not wait for, so dispatchers
-        starting together would fail with "database is locked": a lock file serialises them.
-        """
-        lock_path = self._path.with_name(self._path.name + ".setup-lock")
-        with open(lock_path, "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            with closing(self._connect()) as setup:
-                (mode,) = setup.execute("PRAGMA journal_mode").fetchone()
-                if str(mode).lower() != "wal":
-                    setup.execute("PRAGMA journal_mode=WAL")
-                setup.execute(
-                    "CREATE TABLE IF NOT EXISTS taken ("
-                    " job_id INTEGER NOT NULL, run_attempt INTEGER NOT NULL,"
-                    " action TEXT NOT NULL, recorded REAL NOT NULL,"
-                    " PRIMARY KEY (job_id, run_attempt))"
-                )
-                setup.execute("CREATE INDEX IF NOT EXISTS taken_recorded ON taken(recorded)")
 
     def _connect(self) -> sqlite3.Connection:
         # Used by one thread only; closed by `close()` once the threads have ended.

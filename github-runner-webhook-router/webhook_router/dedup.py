@@ -10,11 +10,9 @@ redelivery is published. Keys are never recorded before the job is safely in the
 from __future__ import annotations
 
 import enum
-import fcntl
 import sqlite3
 import threading
 import time
-from contextlib import closing
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +20,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from webhook_router import shared_sqlite
 from webhook_router.errors import RouterError
 
 # A reservation outlives the longest publish by far; if its worker dies mid-publish the
@@ -31,6 +30,11 @@ PENDING_SECONDS = 30
 STORE_TIMEOUT_SECONDS = 0.5
 REDIS_DEDUP_PREFIX = "webhook-router:job:"
 _PENDING = "pending"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS deliveries ("
+    " id TEXT PRIMARY KEY, state TEXT NOT NULL, expires REAL NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS deliveries_expires ON deliveries(expires)",
+)
 _DONE = "done"
 
 
@@ -145,34 +149,10 @@ class SqliteDedupStore:
         self._window = window_seconds
         self._local = threading.local()
         self._claims = 0
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._prepare()
+            shared_sqlite.prepare(path, _SCHEMA, STORE_TIMEOUT_SECONDS)
         except (OSError, sqlite3.Error) as exc:
             raise DedupStoreError() from exc
-
-    def _prepare(self) -> None:
-        """Switch the file to WAL and create the table, one process at a time.
-
-        Turning a new file to WAL takes an exclusive lock that SQLite does not wait for (the
-        busy timeout does not apply), so workers starting together failed with "database is
-        locked"; a lock file beside the database serialises them. Once the file is in WAL mode
-        nothing is changed, so a worker starting while others serve takes no write lock.
-        """
-        lock_path = self._path.with_name(self._path.name + ".setup-lock")
-        with open(lock_path, "a") as lock_file:
-            fcntl.flock(lock_file, fcntl.LOCK_EX)
-            with closing(self._connect()) as setup:
-                (mode,) = setup.execute("PRAGMA journal_mode").fetchone()
-                if str(mode).lower() != "wal":
-                    setup.execute("PRAGMA journal_mode=WAL")
-                setup.execute(
-                    "CREATE TABLE IF NOT EXISTS deliveries ("
-                    " id TEXT PRIMARY KEY, state TEXT NOT NULL, expires REAL NOT NULL)"
-                )
-                setup.execute(
-                    "CREATE INDEX IF NOT EXISTS deliveries_expires ON deliveries(expires)"
-                )
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
