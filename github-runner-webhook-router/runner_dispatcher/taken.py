@@ -76,21 +76,11 @@ class TakenStore:
         except (OSError, sqlite3.Error) as exc:
             raise TakenStoreError(f"cannot open {path}: {exc}") from exc
 
-    def _connect(self) -> sqlite3.Connection:
-        # Used by one thread only; closed by `close()` once the threads have ended.
-        connection = sqlite3.connect(
-            self._path,
-            timeout=STORE_TIMEOUT_SECONDS,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
-
     def _db(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = self._connect()
+            # Used by this thread only; closed by `close()` once the threads have ended.
+            connection = shared_sqlite.connect(self._path, STORE_TIMEOUT_SECONDS)
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)

@@ -154,17 +154,10 @@ class SqliteDedupStore:
         except (OSError, sqlite3.Error) as exc:
             raise DedupStoreError() from exc
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self._path, timeout=STORE_TIMEOUT_SECONDS, isolation_level=None
-        )
-        connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
-
     def _db(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
-            connection = self._connect()
+            connection = shared_sqlite.connect(self._path, STORE_TIMEOUT_SECONDS)
             self._local.connection = connection
         return connection
 

@@ -34,3 +34,17 @@ def prepare(path: Path, schema: Sequence[str], timeout_seconds: float) -> None:
                 db.execute("PRAGMA journal_mode=WAL")
             for statement in schema:
                 db.execute(statement)
+
+
+def connect(path: Path, timeout_seconds: float) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) that may cross threads.
+
+    ``synchronous=NORMAL``: in WAL mode a commit survives a crash of the process, and only a
+    power loss can drop the last ones; each store loses at most a duplicate's suppression (the
+    router) or a GitHub call it saves (the dispatcher).
+    """
+    connection = sqlite3.connect(
+        path, timeout=timeout_seconds, isolation_level=None, check_same_thread=False
+    )
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
