@@ -109,9 +109,13 @@ def test_a_job_waiting_out_its_backoff_is_acked_without_a_respawn_once_a_runner_
     )
     answer = post(client, webhook(github, job_id, action))
     assert answer.text == f"Event queued for flavour {queue_name}\n"
+    # The ack is counted inside the handler, the job leaves the in-flight gauge just after.
     wait_until(
-        lambda: sample(dispatcher, ACKED, flavour=queue_name, reason="taken_event") == 1,
-        "the job to be acknowledged",
+        lambda: (
+            sample(dispatcher, ACKED, flavour=queue_name, reason="taken_event") == 1
+            and sample(dispatcher, "dispatcher_jobs_in_flight") == 0
+        ),
+        "the job to be acknowledged and let go",
     )
 
     assert spawner.attempts() == [1]  # the failed first spawn only
@@ -147,9 +151,13 @@ def test_a_spawned_job_watched_for_its_pickup_is_acked_on_the_event_though_githu
         lambda: len(spawner.requests) == 1 and github.gets(job_id) >= 2, "the pickup polling"
     )
     assert post(client, webhook(github, job_id, "in_progress")).status_code == 200
+    # The ack is counted inside the handler, the job leaves the in-flight gauge just after.
     wait_until(
-        lambda: sample(dispatcher, ACKED, flavour=queue_name, reason="taken_event") == 1,
-        "the job to be acknowledged",
+        lambda: (
+            sample(dispatcher, ACKED, flavour=queue_name, reason="taken_event") == 1
+            and sample(dispatcher, "dispatcher_jobs_in_flight") == 0
+        ),
+        "the job to be acknowledged and let go",
     )
 
     assert len(spawner.requests) == 1
