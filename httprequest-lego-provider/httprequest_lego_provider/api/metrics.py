@@ -36,6 +36,7 @@ from dns_backends import (
     ZoneNotFoundError,
     events,
 )
+from pids import alive
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import start_http_server
@@ -176,21 +177,11 @@ def _multiprocess_directory(data_dir: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     server = os.getppid()
     for folder in root.iterdir():
-        if folder.name.isdigit() and int(folder.name) != server and not _alive(int(folder.name)):
+        if folder.name.isdigit() and int(folder.name) != server and not alive(int(folder.name)):
             shutil.rmtree(folder, ignore_errors=True)
     directory = root / str(server)
     directory.mkdir(exist_ok=True)
     return directory
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _serve(registry: CollectorRegistry, port: int, address: str) -> None:

@@ -23,6 +23,7 @@ import weakref
 from pathlib import Path
 
 import pygit2
+from pids import alive
 
 from dns_backends.base import DnsBackendError, DnsBackendUnavailableError
 from dns_backends.deadline import Deadline
@@ -143,21 +144,11 @@ def _remove_abandoned(parent: Path) -> None:
     """Remove the session directories of processes that no longer exist."""
     for entry in parent.glob(f"{_SESSION_PREFIX}*-*"):
         pid = entry.name[len(_SESSION_PREFIX) :].partition("-")[0]
-        if not pid.isdigit() or _alive(int(pid)) or not entry.is_dir():
+        if not pid.isdigit() or alive(int(pid)) or not entry.is_dir():
             continue
         with contextlib.suppress(OSError):
             if entry.lstat().st_uid == os.getuid():
                 shutil.rmtree(entry, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_private(path: Path, content: str) -> None:
