@@ -25,9 +25,10 @@ from api import credentials, machine_scope, throttle
 from api.accounts import validate_chosen_password
 from api.acmedns import admin as _acmedns_admin  # noqa: F401 - registers acme-dns accounts
 from api.admin_credentials import add_machine_user
+from api.admin_rules import AccountRuleMixin
 from api.client_address import InvalidNetworksError, split_networks
 from api.models import Domain, DomainUserPermission, MachineCredentialScope
-from api.permissions import may_change_account, may_grant_privileges
+from api.permissions import may_grant_privileges
 
 PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 
@@ -131,7 +132,7 @@ class CredentialScopeForm(forms.ModelForm[MachineCredentialScope]):
 
 
 @admin.register(MachineCredentialScope)
-class CredentialScopeAdmin(admin.ModelAdmin[MachineCredentialScope]):
+class CredentialScopeAdmin(AccountRuleMixin, admin.ModelAdmin[MachineCredentialScope]):
     """Where from and until when an account's password works (api.machine_scope).
 
     Its own page rather than a section of the user's: the user form stays as Django makes it.
@@ -162,22 +163,12 @@ class CredentialScopeAdmin(admin.ModelAdmin[MachineCredentialScope]):
         """The networks on one line; "anywhere" when there are none."""
         return ", ".join(obj.allowed_networks) or "anywhere"
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Changing a staff or superuser account's scope is for superusers."""
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or may_change_account(request.user, obj.user))  # type: ignore[arg-type]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """So is removing it."""
-        allowed = super().has_delete_permission(request, obj)
-        return allowed and (obj is None or may_change_account(request.user, obj.user))  # type: ignore[arg-type]
-
 
 admin.site.unregister(User)
 
 
 @admin.register(User)
-class AccountAdmin(UserAdmin[User]):
+class AccountAdmin(AccountRuleMixin, UserAdmin[User]):
     """Django's user admin, except that staff cannot change staff or superuser accounts.
 
     Besides Django's add-user page (a password a person chooses, the slow hasher) it has "Add
@@ -199,15 +190,9 @@ class AccountAdmin(UserAdmin[User]):
         """Create a machine user whose generated password is shown once."""
         return add_machine_user(self, request)
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Changing a staff or superuser account (password included) is for superusers."""
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or may_change_account(request.user, obj))  # type: ignore[arg-type]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """So is deleting one (bulk deletion checks each object too)."""
-        allowed = super().has_delete_permission(request, obj)
-        return allowed and (obj is None or may_change_account(request.user, obj))  # type: ignore[arg-type]
+    def account_of(self, obj: Any) -> Any:
+        """The account itself: changing one (password included) follows the account rule."""
+        return obj
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         """Only a superuser may make an account staff or superuser, or give it permissions."""

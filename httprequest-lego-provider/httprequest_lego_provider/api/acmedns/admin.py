@@ -26,8 +26,9 @@ from api.acmedns.config import acmedns_config
 from api.acmedns.errors import AcmeDnsError, InvalidAllowfromError
 from api.acmedns.networks import split_allowfrom
 from api.admin_credentials import form_page, shown_once
+from api.admin_rules import AccountRuleMixin
 from api.models import AcmeDnsAccount
-from api.permissions import may_change_account, may_grant_privileges
+from api.permissions import may_grant_privileges
 
 ACCOUNT_TEMPLATE = "admin/api/credentials/acmedns_account.html"
 ALLOWFROM_HELP = (
@@ -110,7 +111,7 @@ class AllowfromForm(forms.ModelForm[AcmeDnsAccount]):
 
 
 @admin.register(AcmeDnsAccount)
-class AcmeDnsAccountAdmin(admin.ModelAdmin[AcmeDnsAccount]):
+class AcmeDnsAccountAdmin(AccountRuleMixin, admin.ModelAdmin[AcmeDnsAccount]):
     """acme-dns accounts: add (key shown once), list, change allowfrom, delete."""
 
     form = AllowfromForm
@@ -188,16 +189,6 @@ class AcmeDnsAccountAdmin(admin.ModelAdmin[AcmeDnsAccount]):
             ),
             submit="Create and show the account file",
         )
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """The accounts of a staff or superuser account are a superuser's to change."""
-        allowed = super().has_change_permission(request, obj)
-        return allowed and (obj is None or may_change_account(request.user, obj.user))  # type: ignore[arg-type]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """And to delete (bulk deletion checks each object too)."""
-        allowed = super().has_delete_permission(request, obj)
-        return allowed and (obj is None or may_change_account(request.user, obj.user))  # type: ignore[arg-type]
 
     def save_model(
         self, request: HttpRequest, obj: AcmeDnsAccount, form: Any, change: bool
