@@ -36,13 +36,23 @@ class RecordedBackend:
     def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Remember the value, then publish it (see the module docstring)."""
         remember(fqdn, value, audit.current_via())
-        self._apply(AuditAction.PRESENT, self._backend.present, fqdn, value, deadline)
+        self._apply(
+            AuditAction.PRESENT,
+            [(AuditAction.PRESENT, value)],
+            fqdn,
+            lambda: self._backend.present(fqdn, value, deadline),
+        )
         rows = PublishedRecord.objects.filter(name=fqdn, value=value)
         _after_the_change(lambda: rows.update(confirmed=True))
 
     def cleanup(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Withdraw the value, then forget it."""
-        self._apply(AuditAction.CLEANUP, self._backend.cleanup, fqdn, value, deadline)
+        self._apply(
+            AuditAction.CLEANUP,
+            [(AuditAction.CLEANUP, value)],
+            fqdn,
+            lambda: self._backend.cleanup(fqdn, value, deadline),
+        )
         rows = PublishedRecord.objects.filter(name=fqdn, value=value)
         _after_the_change(rows.delete)
 
@@ -55,27 +65,15 @@ class RecordedBackend:
         one database statement per step rather than one per value.
         """
         old_values = [old for old in old_values if old != value]
-        via = audit.current_via()
-        remember(fqdn, value, via)
-        changes: list[tuple[AuditAction, str | None]] = [(AuditAction.PRESENT, value)]
+        remember(fqdn, value, audit.current_via())
+        changes: list[tuple[AuditAction, str]] = [(AuditAction.PRESENT, value)]
         changes += [(AuditAction.CLEANUP, old) for old in old_values]
-        started = time.perf_counter()
-        try:
-            self._backend.replace(fqdn, value, old_values, deadline)
-        except Exception as exc:
-            reason = failure_reason(exc)
-            message = exc.public_message if isinstance(exc, DnsBackendError) else "internal error"
-            for action, _ in changes:
-                metrics().count_change(action, via, "failed", reason)
-            audit.record_many(changes, fqdn, result=AuditResult.FAILED, reason=message)
-            raise
-        finally:
-            metrics().backend_seconds.labels(operation="replace", backend=backend_name()).observe(
-                time.perf_counter() - started
-            )
-        for action, _ in changes:
-            metrics().count_change(action, via, "ok")
-        audit.record_many(changes, fqdn, result=AuditResult.OK)
+        self._apply(
+            "replace",
+            changes,
+            fqdn,
+            lambda: self._backend.replace(fqdn, value, old_values, deadline),
+        )
 
         def settle() -> None:
             PublishedRecord.objects.filter(name=fqdn, value=value).update(confirmed=True)
@@ -90,28 +88,31 @@ class RecordedBackend:
 
     def _apply(
         self,
-        action: AuditAction,
-        change: Callable[[str, str, Deadline | None], None],
+        operation: str,
+        changes: Sequence[tuple[AuditAction, str]],
         fqdn: str,
-        value: str,
-        deadline: Deadline | None,
+        change: Callable[[], None],
     ) -> None:
+        """Run one backend call making ``changes`` at ``fqdn``: time it, count and audit each."""
         via = audit.current_via()
+        rows: list[tuple[AuditAction, str | None]] = list(changes)
         started = time.perf_counter()
         try:
-            change(fqdn, value, deadline)
+            change()
         except Exception as exc:
             reason = failure_reason(exc)
             message = exc.public_message if isinstance(exc, DnsBackendError) else "internal error"
-            metrics().count_change(action, via, "failed", reason)
-            audit.record(action, fqdn, value=value, result=AuditResult.FAILED, reason=message)
+            for action, _ in changes:
+                metrics().count_change(action, via, "failed", reason)
+            audit.record_many(rows, fqdn, result=AuditResult.FAILED, reason=message)
             raise
         finally:
-            metrics().backend_seconds.labels(operation=action, backend=backend_name()).observe(
+            metrics().backend_seconds.labels(operation=operation, backend=backend_name()).observe(
                 time.perf_counter() - started
             )
-        metrics().count_change(action, via, "ok")
-        audit.record(action, fqdn, value=value, result=AuditResult.OK)
+        for action, _ in changes:
+            metrics().count_change(action, via, "ok")
+        audit.record_many(rows, fqdn, result=AuditResult.OK)
 
 
 def _after_the_change(write: Callable[[], object]) -> None:
