@@ -33,17 +33,45 @@ class RecordedBackend:
     def __init__(self, backend: DnsBackend) -> None:
         self._backend = backend
 
-    def present(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
-        """Remember the value, then publish it (see the module docstring)."""
+    def present(
+        self,
+        fqdn: str,
+        value: str,
+        deadline: Deadline | None = None,
+        *,
+        withdrawing: Sequence[str] = (),
+    ) -> None:
+        """Remember the value, then publish it (see the module docstring).
+
+        ``withdrawing``: older values at ``fqdn`` to remove in the same change (the backend's
+        ``replace``: one commit or UPDATE message), as acme-dns's update keeps two values. Each
+        value is still one audit row and one count.
+        """
+        old_values = [old for old in withdrawing if old != value]
         remember(fqdn, value, audit.current_via())
-        self._apply(
-            AuditAction.PRESENT,
-            [(AuditAction.PRESENT, value)],
-            fqdn,
-            lambda: self._backend.present(fqdn, value, deadline),
-        )
-        rows = PublishedRecord.objects.filter(name=fqdn, value=value)
-        _after_the_change(lambda: rows.update(confirmed=True))
+        changes = [(AuditAction.PRESENT, value)]
+        changes += [(AuditAction.CLEANUP, old) for old in old_values]
+        if old_values:
+            self._apply(
+                "replace",
+                changes,
+                fqdn,
+                lambda: self._backend.replace(fqdn, value, old_values, deadline),
+            )
+        else:
+            self._apply(
+                AuditAction.PRESENT,
+                changes,
+                fqdn,
+                lambda: self._backend.present(fqdn, value, deadline),
+            )
+
+        def settle() -> None:
+            PublishedRecord.objects.filter(name=fqdn, value=value).update(confirmed=True)
+            if old_values:
+                PublishedRecord.objects.filter(name=fqdn, value__in=old_values).delete()
+
+        _after_the_change(settle)
 
     def cleanup(self, fqdn: str, value: str, deadline: Deadline | None = None) -> None:
         """Withdraw the value, then forget it."""
@@ -55,32 +83,6 @@ class RecordedBackend:
         )
         rows = PublishedRecord.objects.filter(name=fqdn, value=value)
         _after_the_change(rows.delete)
-
-    def replace(
-        self, fqdn: str, value: str, old_values: Sequence[str], deadline: Deadline | None = None
-    ) -> None:
-        """Remember the new value, then publish it and withdraw the old ones in one change.
-
-        Recorded as the present and cleanups it is (one audit row and one count each), with
-        one database statement per step rather than one per value.
-        """
-        old_values = [old for old in old_values if old != value]
-        remember(fqdn, value, audit.current_via())
-        changes: list[tuple[AuditAction, str]] = [(AuditAction.PRESENT, value)]
-        changes += [(AuditAction.CLEANUP, old) for old in old_values]
-        self._apply(
-            "replace",
-            changes,
-            fqdn,
-            lambda: self._backend.replace(fqdn, value, old_values, deadline),
-        )
-
-        def settle() -> None:
-            PublishedRecord.objects.filter(name=fqdn, value=value).update(confirmed=True)
-            if old_values:
-                PublishedRecord.objects.filter(name=fqdn, value__in=old_values).delete()
-
-        _after_the_change(settle)
 
     def values(self, fqdn: str) -> set[str]:
         """The values the backend publishes at ``fqdn`` (not a change: not recorded)."""

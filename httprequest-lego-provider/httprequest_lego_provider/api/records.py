@@ -35,17 +35,22 @@ def record_present(
     user: AbstractBaseUser | AnonymousUser,
     challenge: Challenge,
     deadline: Deadline | None = None,
+    withdrawing: Sequence[str] = (),
 ) -> None:
     """Publish the challenge's TXT value, beside any other value at that name.
 
     Returns only once the backend has made the change durable, or fails (a 503) when the
     request's deadline runs out first. ``deadline``: the request's, when it makes several
-    backend calls (acme-dns's update); a new one by default.
+    backend calls (acme-dns's update); a new one by default. ``withdrawing``: older values at
+    the name to remove in the same change (acme-dns's update of a direct account); the grant
+    is checked once, for the name they share.
     """
     deadline = request_deadline() if deadline is None else deadline
     with audit.acting(actor=user.get_username(), via="httpreq"):
         _authorise(user, challenge, AuditAction.PRESENT)
-        recorded_backend(get_backend()).present(challenge.fqdn, challenge.value, deadline)
+        recorded_backend(get_backend()).present(
+            challenge.fqdn, challenge.value, deadline, withdrawing=withdrawing
+        )
     logger.info("presented %s for %s", challenge.fqdn, user.get_username())
 
 
@@ -61,24 +66,3 @@ def record_cleanup(
         _authorise(user, challenge, AuditAction.CLEANUP)
         recorded_backend(get_backend()).cleanup(challenge.fqdn, challenge.value, deadline)
     logger.info("cleaned up %s for %s", challenge.fqdn, user.get_username())
-
-
-def record_replace(
-    *,
-    user: AbstractBaseUser | AnonymousUser,
-    challenge: Challenge,
-    old_values: Sequence[str],
-    deadline: Deadline | None = None,
-) -> None:
-    """Publish the challenge's value and withdraw ``old_values`` at its name, as one change.
-
-    The grant is checked once, for the name they share (acme-dns's update of a direct account).
-    """
-    deadline = request_deadline() if deadline is None else deadline
-    with audit.acting(actor=user.get_username(), via="httpreq"):
-        _authorise(user, challenge, AuditAction.PRESENT)
-        recorded_backend(get_backend()).replace(
-            challenge.fqdn, challenge.value, old_values, deadline
-        )
-    logger.info("presented %s for %s, withdrawing %d older values", challenge.fqdn,
-                user.get_username(), len(old_values))  # fmt: skip

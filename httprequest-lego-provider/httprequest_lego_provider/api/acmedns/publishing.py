@@ -21,7 +21,7 @@ from api.errors import NameNotAllowedError
 from api.models import AcmeDnsAccount
 from api.permissions import may_manage
 from api.recorded_backend import recorded_backend
-from api.records import record_present, record_replace
+from api.records import record_present
 
 logger = logging.getLogger(__name__)
 
@@ -47,23 +47,20 @@ def publish(
     holds the new value and the withdrawals (a write, not one per value).
     """
     if account.delegated:
-        backend = recorded_backend(get_backend())
-        if old_values:
-            backend.replace(account.fulldomain, value, old_values, deadline)
-        else:
-            backend.present(account.fulldomain, value, deadline)
+        recorded_backend(get_backend()).present(
+            account.fulldomain, value, deadline, withdrawing=old_values
+        )
         logger.info("presented %s for %s (acme-dns %s, for %s), withdrew %d older values",
                     account.fulldomain, account.user.get_username(), account.username,
                     account.domain, len(old_values))  # fmt: skip
         return
-    challenge = Challenge(account.domain, value)
     try:
-        if old_values:
-            record_replace(
-                user=account.user, challenge=challenge, old_values=old_values, deadline=deadline
-            )
-        else:
-            record_present(user=account.user, challenge=challenge, deadline=deadline)
+        record_present(
+            user=account.user,
+            challenge=Challenge(account.domain, value),
+            deadline=deadline,
+            withdrawing=old_values,
+        )
     except NameNotAllowedError as exc:
         raise ForbiddenError() from exc
 
